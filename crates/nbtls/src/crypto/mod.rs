@@ -1,0 +1,1 @@
+//! The one place that calls the crypto crate (aws-lc-rs).

@@ -1,0 +1,1 @@
+//! Credentials, trust anchors, certificate verification and PEM loading.
