@@ -1,0 +1,558 @@
+//! TLS 1.3 client (RFC 8446 §2, §4). One struct per expected message.
+
+use std::sync::Arc;
+
+use rustls_pki_types::{CertificateDer, ServerName};
+
+use super::{
+    certificate_message, certificate_verify_message, check_finished, finished_message,
+    received_chain, signed_content, Core, Message, Side, TrafficSecrets,
+};
+use crate::codec::{
+    put_handshake, AlertDescription, CertificateRequest13, CertificateVerify, CipherSuite,
+    ClientExtension, ClientHello, Codec, EncryptedExtensions, ExtensionType, HandshakeType,
+    KeyShareEntry, NamedGroup, NewSessionTicket13, ProtocolVersion, PskKeyExchangeMode,
+    ServerExtension, ServerHello,
+};
+use crate::config::ClientConfig;
+use crate::crypto::key_schedule::{self, EarlySecret, HandshakeSecret};
+use crate::crypto::kx::KeyShare;
+use crate::crypto::{fill_random, tls13_suite, Secret, Tls13Suite};
+use crate::error::{Error, Result};
+use crate::handshake::transcript::Transcript;
+
+/// The client's states, named by the message each waits for.
+pub enum ClientState {
+    WaitServerHello(Box<WaitServerHello>),
+    WaitEncryptedExtensions(Box<WaitEncryptedExtensions>),
+    WaitCertificate(Box<WaitCertificate>),
+    WaitCertificateVerify(Box<WaitCertificateVerify>),
+    WaitFinished(Box<WaitFinished>),
+    Connected,
+}
+
+impl ClientState {
+    /// Builds and queues the ClientHello.
+    pub fn start(
+        core: &mut Core,
+        config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+    ) -> Result<ClientState> {
+        let mut random = [0u8; 32];
+        fill_random(&mut random)?;
+        core.client_random = random;
+        let mut session_id = Vec::new();
+        if config.middlebox_compat {
+            session_id = vec![0; 32];
+            fill_random(&mut session_id)?;
+        }
+        let mut shares = Vec::new();
+        for g in config.initial_share_groups() {
+            shares.push(KeyShare::generate(g)?);
+        }
+        if let ServerName::DnsName(name) = &server_name {
+            core.info.server_name = Some(name.as_ref().to_string());
+        }
+        let mut st = WaitServerHello {
+            config,
+            server_name,
+            random,
+            session_id,
+            shares,
+            transcript: Transcript::default(),
+            hrr_suite: None,
+            cookie: None,
+        };
+        st.send_hello(core)?;
+        Ok(ClientState::WaitServerHello(Box::new(st)))
+    }
+
+    pub fn handle(self, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
+        match self {
+            ClientState::WaitServerHello(s) => s.handle(core, msg),
+            ClientState::WaitEncryptedExtensions(s) => s.handle(core, msg),
+            ClientState::WaitCertificate(s) => s.handle(core, msg),
+            ClientState::WaitCertificateVerify(s) => s.handle(core, msg),
+            ClientState::WaitFinished(s) => s.handle(core, msg),
+            ClientState::Connected => handle_post_handshake(core, msg),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self, ClientState::Connected)
+    }
+}
+
+pub struct WaitServerHello {
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+    random: [u8; 32],
+    session_id: Vec<u8>,
+    shares: Vec<KeyShare>,
+    transcript: Transcript,
+    /// Set after a HelloRetryRequest: the suite it chose.
+    hrr_suite: Option<CipherSuite>,
+    cookie: Option<Vec<u8>>,
+}
+
+impl WaitServerHello {
+    fn hello(&self) -> ClientHello {
+        let c = &self.config.common;
+        let mut ext = Vec::new();
+        if let ServerName::DnsName(name) = &self.server_name {
+            // RFC 6066 §3: no SNI for IP literals; a trailing dot is not sent.
+            ext.push(ClientExtension::ServerName(name.as_ref().trim_end_matches('.').to_string()));
+        }
+        ext.push(ClientExtension::SupportedVersions(vec![ProtocolVersion::TLS1_3]));
+        ext.push(ClientExtension::SupportedGroups(c.groups.clone()));
+        ext.push(ClientExtension::SignatureAlgorithms(
+            self.config.verifier.supported_schemes().to_vec(),
+        ));
+        ext.push(ClientExtension::KeyShare(
+            self.shares
+                .iter()
+                .map(|s| KeyShareEntry { group: s.group(), payload: s.public().to_vec() })
+                .collect(),
+        ));
+        if !c.alpn.is_empty() {
+            ext.push(ClientExtension::Alpn(c.alpn.clone()));
+        }
+        if let Some(limit) = c.record_size_limit {
+            ext.push(ClientExtension::RecordSizeLimit(limit));
+        }
+        if let Some(cookie) = &self.cookie {
+            ext.push(ClientExtension::Cookie(cookie.clone()));
+        }
+        ext.push(ClientExtension::PskKeyExchangeModes(vec![PskKeyExchangeMode::PSK_DHE_KE]));
+        ClientHello {
+            legacy_version: ProtocolVersion::TLS1_2,
+            random: self.random,
+            session_id: self.session_id.clone(),
+            cookie: None,
+            cipher_suites: c.suites.iter().map(|s| s.suite).collect(),
+            compression_methods: vec![0],
+            extensions: ext,
+        }
+    }
+
+    fn send_hello(&mut self, core: &mut Core) -> Result<()> {
+        let mut msg = Vec::new();
+        let hello = self.hello();
+        put_handshake(&mut msg, HandshakeType::CLIENT_HELLO, |o| hello.encode(o));
+        self.transcript.add(&msg);
+        core.send_handshake(&msg)
+    }
+
+    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
+        let sh: ServerHello = msg.decode(HandshakeType::SERVER_HELLO)?;
+        if sh.supported_version() != Some(ProtocolVersion::TLS1_3) {
+            return Err(match sh.supported_version() {
+                None => Error::protocol(
+                    AlertDescription::PROTOCOL_VERSION,
+                    "server does not support TLS 1.3",
+                ),
+                Some(_) => Error::illegal("server selected a version we did not offer"),
+            });
+        }
+        if sh.legacy_version != ProtocolVersion::TLS1_2 {
+            return Err(Error::illegal("ServerHello legacy_version is not TLS 1.2"));
+        }
+        if sh.session_id != self.session_id {
+            return Err(Error::illegal("ServerHello did not echo our session id"));
+        }
+        if sh.compression_method != 0 {
+            return Err(Error::illegal("ServerHello selected compression"));
+        }
+        let suite = self
+            .config
+            .common
+            .suites
+            .iter()
+            .find(|s| s.suite == sh.cipher_suite)
+            .copied()
+            .ok_or_else(|| Error::illegal("server selected a cipher suite we did not offer"))?;
+        if sh.is_hrr() {
+            return self.handle_hrr(core, msg, &sh, suite);
+        }
+        if self.hrr_suite.is_some_and(|s| s != sh.cipher_suite) {
+            return Err(Error::illegal("ServerHello suite differs from HelloRetryRequest"));
+        }
+        for e in &sh.extensions {
+            match e {
+                ServerExtension::SupportedVersion(_) | ServerExtension::KeyShare(_) => {}
+                ServerExtension::PreSharedKey(_) => {
+                    return Err(Error::illegal("server selected a PSK we did not offer"))
+                }
+                other => {
+                    return Err(Error::protocol(
+                        AlertDescription::UNSUPPORTED_EXTENSION,
+                        format!("ServerHello carries {:?}", other.ext_type()),
+                    ))
+                }
+            }
+        }
+        let Some(share) = sh.key_share() else {
+            return Err(Error::protocol(
+                AlertDescription::MISSING_EXTENSION,
+                "ServerHello has no key_share",
+            ));
+        };
+        let Some(pos) = self.shares.iter().position(|s| s.group() == share.group) else {
+            return Err(Error::illegal("server key share is for a group we did not send"));
+        };
+        let ours = self.shares.swap_remove(pos);
+        let shared = ours.complete(&share.payload)?;
+        self.shares.clear();
+
+        core.info.version = Some(ProtocolVersion::TLS1_3);
+        core.info.suite = Some(suite.suite);
+        core.info.group = Some(share.group);
+        self.transcript.start_hash(suite.hash);
+        self.transcript.add(msg.raw);
+        let hs = EarlySecret::new(suite.hash, None).into_handshake(shared.as_bytes());
+        let hello_hash = self.transcript.current();
+        let (client_hs, server_hs) = hs.traffic_secrets(hello_hash.as_bytes());
+        core.log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", &client_hs);
+        core.log_secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", &server_hs);
+        core.set_read_secret(suite, &server_hs);
+        if self.config.middlebox_compat {
+            core.send_ccs_once()?;
+        }
+        core.set_write_secret(suite, &client_hs);
+        core.ccs_allowed = true;
+        Ok(ClientState::WaitEncryptedExtensions(Box::new(WaitEncryptedExtensions {
+            keys: Keys {
+                config: self.config,
+                server_name: self.server_name,
+                suite,
+                transcript: self.transcript,
+                hs,
+                client_hs,
+                server_hs,
+            },
+        })))
+    }
+
+    /// RFC 8446 §4.1.4.
+    fn handle_hrr(
+        mut self: Box<Self>,
+        core: &mut Core,
+        msg: &Message<'_>,
+        sh: &ServerHello,
+        suite: &'static Tls13Suite,
+    ) -> Result<ClientState> {
+        if self.hrr_suite.is_some() {
+            return Err(Error::unexpected("second HelloRetryRequest"));
+        }
+        for e in &sh.extensions {
+            match e {
+                ServerExtension::SupportedVersion(_)
+                | ServerExtension::HrrKeyShare(_)
+                | ServerExtension::Cookie(_) => {}
+                other => {
+                    return Err(Error::protocol(
+                        AlertDescription::UNSUPPORTED_EXTENSION,
+                        format!("HelloRetryRequest carries {:?}", other.ext_type()),
+                    ))
+                }
+            }
+        }
+        let group = sh.hrr_group();
+        let cookie = sh.cookie().map(|c| c.to_vec());
+        if group.is_none() && cookie.is_none() {
+            return Err(Error::illegal("HelloRetryRequest would not change the ClientHello"));
+        }
+        if let Some(g) = group {
+            if !self.config.common.groups.contains(&g) {
+                return Err(Error::illegal("HelloRetryRequest selected a group we did not offer"));
+            }
+            if self.shares.iter().any(|s| s.group() == g) {
+                return Err(Error::illegal("HelloRetryRequest selected a group we sent"));
+            }
+            self.shares = vec![KeyShare::generate(g)?];
+        }
+        if cookie.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(Error::decode("empty cookie"));
+        }
+        self.cookie = cookie;
+        self.hrr_suite = Some(suite.suite);
+        core.info.hello_retry = true;
+        self.transcript.replace_with_message_hash(suite.hash);
+        self.transcript.add(msg.raw);
+        if self.config.middlebox_compat {
+            core.send_ccs_once()?;
+        }
+        // Only this suite is acceptable now; keep offering ours unchanged
+        // (RFC 8446 §4.1.2 allows removing others, not required).
+        self.send_hello(core)?;
+        // The server may send a CCS right after its HRR.
+        core.ccs_allowed = true;
+        Ok(ClientState::WaitServerHello(self))
+    }
+}
+
+/// Secrets and context shared by every state after ServerHello.
+struct Keys {
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+    suite: &'static Tls13Suite,
+    transcript: Transcript,
+    hs: HandshakeSecret,
+    client_hs: Secret,
+    server_hs: Secret,
+}
+
+pub struct WaitEncryptedExtensions {
+    keys: Keys,
+}
+
+impl WaitEncryptedExtensions {
+    fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
+        let ee: EncryptedExtensions = msg.decode(HandshakeType::ENCRYPTED_EXTENSIONS)?;
+        let mut keys = self.keys;
+        let offered_alpn = &keys.config.common.alpn;
+        for e in &ee.extensions {
+            match e {
+                ServerExtension::ServerNameAck => {
+                    if !matches!(keys.server_name, ServerName::DnsName(_)) {
+                        return Err(Error::protocol(
+                            AlertDescription::UNSUPPORTED_EXTENSION,
+                            "server acknowledged an SNI we did not send",
+                        ));
+                    }
+                }
+                ServerExtension::Alpn(p) => {
+                    if !offered_alpn.contains(p) {
+                        return Err(Error::illegal("server chose an ALPN protocol we did not offer"));
+                    }
+                    core.info.alpn = Some(p.clone());
+                }
+                ServerExtension::RecordSizeLimit(limit) => {
+                    if *limit < 64 {
+                        return Err(Error::illegal("record_size_limit below 64"));
+                    }
+                    // Clamped, never rejected (RFC 8449 §4); it counts the inner type byte.
+                    let l = (*limit).min(16385);
+                    core.info.peer_record_size_limit = Some(l);
+                    core.record.send_fragment = usize::from(l) - 1;
+                }
+                ServerExtension::SupportedGroups(_) => {}
+                ServerExtension::Unknown(t, _) if !offered(&keys, *t) => {
+                    return Err(Error::protocol(
+                        AlertDescription::UNSUPPORTED_EXTENSION,
+                        format!("EncryptedExtensions carries unrequested {t:?}"),
+                    ))
+                }
+                ServerExtension::Unknown(..) => {}
+                other => {
+                    return Err(Error::protocol(
+                        AlertDescription::ILLEGAL_PARAMETER,
+                        format!("EncryptedExtensions may not carry {:?}", other.ext_type()),
+                    ))
+                }
+            }
+        }
+        if let Some(limit) = keys.config.common.record_size_limit {
+            if core.info.peer_record_size_limit.is_some() {
+                core.record.recv_fragment = usize::from(limit) - 1;
+            }
+        }
+        keys.transcript.add(msg.raw);
+        Ok(ClientState::WaitCertificate(Box::new(WaitCertificate { keys, cert_request: None })))
+    }
+}
+
+/// Extension types we send, which a server may answer.
+fn offered(keys: &Keys, t: ExtensionType) -> bool {
+    matches!(t, ExtensionType::SERVER_NAME | ExtensionType::ALPN)
+        || (t == ExtensionType::RECORD_SIZE_LIMIT && keys.config.common.record_size_limit.is_some())
+}
+
+pub struct WaitCertificate {
+    keys: Keys,
+    /// The server's CertificateRequest context, if it asked for a certificate.
+    cert_request: Option<CertRequest>,
+}
+
+struct CertRequest {
+    context: Vec<u8>,
+    schemes: Vec<crate::codec::SignatureScheme>,
+}
+
+impl WaitCertificate {
+    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
+        if msg.typ == HandshakeType::CERTIFICATE_REQUEST && self.cert_request.is_none() {
+            let cr = CertificateRequest13::from_bytes(msg.body)?;
+            if !cr.context.is_empty() {
+                return Err(Error::illegal("CertificateRequest context must be empty in the handshake"));
+            }
+            let Some(schemes) = cr.signature_algorithms() else {
+                return Err(Error::protocol(
+                    AlertDescription::MISSING_EXTENSION,
+                    "CertificateRequest without signature_algorithms",
+                ));
+            };
+            self.cert_request = Some(CertRequest { context: cr.context.clone(), schemes: schemes.to_vec() });
+            self.keys.transcript.add(msg.raw);
+            return Ok(ClientState::WaitCertificate(self));
+        }
+        let cert = msg.decode::<crate::codec::Certificate13>(HandshakeType::CERTIFICATE)?;
+        if !cert.context.is_empty() {
+            return Err(Error::illegal("server Certificate has a request context"));
+        }
+        let chain = received_chain(cert, &core.limits)?;
+        let Some((leaf, rest)) = chain.split_first() else {
+            return Err(Error::decode("server sent no certificate"));
+        };
+        let now = self.keys.config.common.time.unix_time();
+        self.keys
+            .config
+            .verifier
+            .verify_server_cert(leaf, rest, &self.keys.server_name, now)?;
+        self.keys.transcript.add(msg.raw);
+        Ok(ClientState::WaitCertificateVerify(Box::new(WaitCertificateVerify {
+            keys: self.keys,
+            cert_request: self.cert_request,
+            chain,
+        })))
+    }
+}
+
+pub struct WaitCertificateVerify {
+    keys: Keys,
+    cert_request: Option<CertRequest>,
+    chain: Vec<CertificateDer<'static>>,
+}
+
+impl WaitCertificateVerify {
+    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
+        let cv: CertificateVerify = msg.decode(HandshakeType::CERTIFICATE_VERIFY)?;
+        if !self.keys.config.verifier.supported_schemes().contains(&cv.scheme) {
+            return Err(Error::illegal("CertificateVerify uses a scheme we did not offer"));
+        }
+        let hash = self.keys.transcript.current();
+        let content = signed_content(Side::Server, hash.as_bytes());
+        self.keys.config.verifier.verify_tls13_signature(
+            cv.scheme,
+            &self.chain[0],
+            &content,
+            &cv.signature,
+        )?;
+        core.info.peer_signature_scheme = Some(cv.scheme);
+        if self.keys.config.common.keep_peer_certificates {
+            core.info.peer_certificates = self.chain;
+        }
+        self.keys.transcript.add(msg.raw);
+        Ok(ClientState::WaitFinished(Box::new(WaitFinished {
+            keys: self.keys,
+            cert_request: self.cert_request,
+        })))
+    }
+}
+
+pub struct WaitFinished {
+    keys: Keys,
+    cert_request: Option<CertRequest>,
+}
+
+impl WaitFinished {
+    fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
+        msg.expect(HandshakeType::FINISHED)?;
+        let Keys { config, suite, mut transcript, hs, client_hs, server_hs, .. } = self.keys;
+        let alg = suite.hash;
+        check_finished(alg, &server_hs, transcript.current().as_bytes(), msg.body)?;
+        transcript.add(msg.raw);
+        core.ccs_allowed = false;
+
+        let master = hs.into_master();
+        let server_finished_hash = transcript.current();
+        let (client_ap, server_ap) = master.traffic_secrets(server_finished_hash.as_bytes());
+        let exporter = master.exporter_master_secret(server_finished_hash.as_bytes());
+        core.log_secret("CLIENT_TRAFFIC_SECRET_0", &client_ap);
+        core.log_secret("SERVER_TRAFFIC_SECRET_0", &server_ap);
+        core.log_secret("EXPORTER_SECRET", &exporter);
+        core.set_read_secret(suite, &server_ap);
+
+        if let Some(req) = self.cert_request {
+            send_client_auth(core, &config, &req, &mut transcript)?;
+        }
+        let fin = finished_message(alg, &client_hs, transcript.current().as_bytes());
+        transcript.add(&fin);
+        core.send_handshake(&fin)?;
+        core.set_write_secret(suite, &client_ap);
+        let resumption = master.resumption_master_secret(transcript.current().as_bytes());
+        core.traffic = Some(TrafficSecrets {
+            suite,
+            client: client_ap,
+            server: server_ap,
+            exporter,
+            resumption,
+        });
+        Ok(ClientState::Connected)
+    }
+}
+
+/// Our Certificate and CertificateVerify, or an empty Certificate.
+fn send_client_auth(
+    core: &mut Core,
+    config: &ClientConfig,
+    req: &CertRequest,
+    transcript: &mut Transcript,
+) -> Result<()> {
+    let chosen = config
+        .client_cert
+        .as_ref()
+        .and_then(|ck| ck.key.choose_scheme(&req.schemes, true).map(|s| (ck, s)));
+    let Some((ck, scheme)) = chosen else {
+        let msg = certificate_message(&req.context, &[]);
+        transcript.add(&msg);
+        return core.send_handshake(&msg);
+    };
+    let msg = certificate_message(&req.context, &ck.chain);
+    transcript.add(&msg);
+    core.send_handshake(&msg)?;
+    let content = signed_content(Side::Client, transcript.current().as_bytes());
+    let sig = ck.key.sign(scheme, &content)?;
+    let cv = certificate_verify_message(scheme, &sig);
+    transcript.add(&cv);
+    core.send_handshake(&cv)?;
+    core.info.signature_scheme = Some(scheme);
+    core.info.client_authenticated = true;
+    Ok(())
+}
+
+/// Messages after the handshake: NewSessionTicket and KeyUpdate are
+/// handled by the engine; anything else is unexpected.
+fn handle_post_handshake(core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
+    match msg.typ {
+        HandshakeType::NEW_SESSION_TICKET => {
+            let nst = NewSessionTicket13::from_bytes(msg.body)?;
+            store_ticket(core, nst)?;
+            Ok(ClientState::Connected)
+        }
+        _ => Err(Error::unexpected("unexpected post-handshake message")),
+    }
+}
+
+fn store_ticket(core: &mut Core, nst: NewSessionTicket13) -> Result<()> {
+    let Some(t) = &core.traffic else {
+        return Err(Error::unexpected("NewSessionTicket before the handshake completed"));
+    };
+    // RFC 8446 §4.6.1: lifetime over seven days is a protocol error.
+    if nst.lifetime > 604_800 {
+        return Err(Error::illegal("ticket lifetime over 7 days"));
+    }
+    if core.tickets.len() >= core.limits.max_tickets {
+        core.tickets.remove(0);
+    }
+    let psk = key_schedule::resumption_psk(t.suite.hash, &t.resumption, &nst.nonce);
+    core.tickets.push(super::StoredTicket {
+        suite: t.suite,
+        ticket: nst.ticket.clone(),
+        psk,
+        lifetime: nst.lifetime,
+        age_add: nst.age_add,
+        max_early_data: nst.max_early_data(),
+    });
+    Ok(())
+}

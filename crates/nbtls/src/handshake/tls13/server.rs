@@ -1,0 +1,516 @@
+//! TLS 1.3 server (RFC 8446 §2, §4). One struct per expected message.
+
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+
+use super::{
+    certificate_message, certificate_verify_message, check_finished, finished_message,
+    received_chain, signed_content, Core, Message, Side, TrafficSecrets,
+};
+use crate::codec::{
+    put_handshake, AlertDescription, CertReqExtension, CertificateRequest13, CertificateVerify,
+    ClientHello, Codec, EncryptedExtensions, HandshakeType, KeyShareEntry, NamedGroup, ProtocolVersion, ServerExtension,
+    ServerHello, SignatureScheme, HRR_RANDOM,
+};
+use crate::config::{ClientAuth, ServerConfig};
+use crate::crypto::key_schedule::{EarlySecret, MasterSecret};
+use crate::crypto::kx;
+use crate::crypto::{fill_random, Secret, Tls13Suite};
+use crate::error::{Error, Result};
+use crate::handshake::transcript::Transcript;
+use crate::x509::{CertifiedKey, ClientHelloInfo};
+
+/// Most early-data bytes skipped when 0-RTT is refused (§4.2.10).
+const MAX_EARLY_DATA_SKIP: usize = 16384;
+
+/// The server's states, named by what each waits for.
+pub enum ServerState {
+    WaitClientHello(Box<WaitClientHello>),
+    /// Paused after parsing the ClientHello; `resume` continues.
+    Paused(Box<Negotiating>),
+    WaitClientCertificate(Box<WaitClientCertificate>),
+    WaitClientCertificateVerify(Box<WaitClientCertificateVerify>),
+    WaitClientFinished(Box<WaitClientFinished>),
+    Connected,
+}
+
+impl ServerState {
+    pub fn start(config: Arc<ServerConfig>) -> ServerState {
+        ServerState::WaitClientHello(Box::new(WaitClientHello {
+            config,
+            transcript: Transcript::default(),
+            retry: None,
+        }))
+    }
+
+    pub fn handle(self, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
+        match self {
+            ServerState::WaitClientHello(s) => s.handle(core, msg),
+            ServerState::Paused(_) => Err(Error::internal("message while paused")),
+            ServerState::WaitClientCertificate(s) => s.handle(core, msg),
+            ServerState::WaitClientCertificateVerify(s) => s.handle(core, msg),
+            ServerState::WaitClientFinished(s) => s.handle(core, msg),
+            ServerState::Connected => match msg.typ {
+                HandshakeType::NEW_SESSION_TICKET => {
+                    Err(Error::unexpected("client sent a NewSessionTicket"))
+                }
+                _ => Err(Error::unexpected("unexpected post-handshake message")),
+            },
+        }
+    }
+
+    /// Continues after a pause.
+    pub fn resume(self, core: &mut Core) -> Result<ServerState> {
+        match self {
+            ServerState::Paused(n) => n.respond(core),
+            other => Ok(other),
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        matches!(self, ServerState::Paused(_))
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self, ServerState::Connected)
+    }
+
+    /// The ClientHello being answered, while paused.
+    pub fn paused_hello(&self) -> Option<&ClientHello> {
+        match self {
+            ServerState::Paused(n) => Some(&n.hello),
+            _ => None,
+        }
+    }
+
+    /// Replaces the configuration while paused (to pick another
+    /// certificate, ALPN list, client-auth policy, ...).
+    pub fn set_config(&mut self, config: Arc<ServerConfig>) -> Result<()> {
+        match self {
+            ServerState::Paused(n) => {
+                n.config = config;
+                Ok(())
+            }
+            _ => Err(Error::InvalidRequest("the handshake is not paused after a ClientHello")),
+        }
+    }
+}
+
+/// After a HelloRetryRequest: what the second ClientHello must match.
+struct Retry {
+    suite: &'static Tls13Suite,
+    group: NamedGroup,
+}
+
+pub struct WaitClientHello {
+    config: Arc<ServerConfig>,
+    transcript: Transcript,
+    retry: Option<Retry>,
+}
+
+impl WaitClientHello {
+    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
+        let hello: ClientHello = msg.decode(HandshakeType::CLIENT_HELLO)?;
+        let versions = hello.supported_versions().unwrap_or(&[]);
+        if !versions.contains(&ProtocolVersion::TLS1_3) {
+            return Err(Error::protocol(
+                AlertDescription::PROTOCOL_VERSION,
+                "client does not offer TLS 1.3",
+            ));
+        }
+        if hello.compression_methods != [0] {
+            return Err(Error::illegal("TLS 1.3 ClientHello must offer only null compression"));
+        }
+        self.transcript.add(msg.raw);
+        if let Some(retry) = &self.retry {
+            check_second_hello(&hello, retry)?;
+        } else {
+            core.client_random = hello.random;
+            if hello.early_data() {
+                core.early_data_skip = Some(MAX_EARLY_DATA_SKIP);
+            }
+        }
+        if let Some(name) = hello.server_name() {
+            core.info.server_name = Some(name.to_ascii_lowercase());
+        }
+        let neg = Negotiating {
+            config: self.config,
+            transcript: self.transcript,
+            retried: self.retry.is_some(),
+            hello,
+        };
+        if neg.config.pause_after_client_hello && !neg.retried {
+            return Ok(ServerState::Paused(Box::new(neg)));
+        }
+        neg.respond(core)
+    }
+}
+
+/// RFC 8446 §4.1.2: the second ClientHello answers the HelloRetryRequest.
+fn check_second_hello(hello: &ClientHello, retry: &Retry) -> Result<()> {
+    let shares = hello.key_shares().unwrap_or(&[]);
+    if shares.len() != 1 || shares[0].group != retry.group {
+        return Err(Error::illegal("second ClientHello must share exactly the requested group"));
+    }
+    if !hello.cipher_suites.contains(&retry.suite.suite) {
+        return Err(Error::illegal("second ClientHello dropped the selected suite"));
+    }
+    if hello.early_data() {
+        return Err(Error::illegal("early_data after HelloRetryRequest"));
+    }
+    Ok(())
+}
+
+/// A parsed ClientHello being answered.
+pub struct Negotiating {
+    config: Arc<ServerConfig>,
+    transcript: Transcript,
+    retried: bool,
+    hello: ClientHello,
+}
+
+impl Negotiating {
+    fn respond(mut self: Box<Self>, core: &mut Core) -> Result<ServerState> {
+        let config = self.config.clone();
+        let c = &config.common;
+        let hello = &self.hello;
+        let suite = c
+            .suites
+            .iter()
+            .find(|s| hello.cipher_suites.contains(&s.suite))
+            .copied()
+            .ok_or_else(|| {
+                Error::protocol(AlertDescription::HANDSHAKE_FAILURE, "no cipher suite in common")
+            })?;
+        let schemes = hello.signature_algorithms().ok_or_else(|| {
+            Error::protocol(AlertDescription::MISSING_EXTENSION, "no signature_algorithms")
+        })?;
+        let (Some(groups), Some(shares)) = (hello.supported_groups(), hello.key_shares()) else {
+            return Err(Error::protocol(
+                AlertDescription::MISSING_EXTENSION,
+                "ClientHello lacks supported_groups or key_share",
+            ));
+        };
+        for (i, s) in shares.iter().enumerate() {
+            if !groups.contains(&s.group) || shares[..i].iter().any(|o| o.group == s.group) {
+                return Err(Error::illegal("key_share group not in supported_groups, or repeated"));
+            }
+        }
+        // Our preference among groups the client sent a share for; else
+        // retry with our preferred group the client supports.
+        let share = c
+            .groups
+            .iter()
+            .find_map(|g| shares.iter().find(|s| s.group == *g))
+            .cloned();
+        let Some(share) = share else {
+            let Some(group) = c.groups.iter().find(|g| groups.contains(g)).copied() else {
+                return Err(Error::protocol(
+                    AlertDescription::HANDSHAKE_FAILURE,
+                    "no key exchange group in common",
+                ));
+            };
+            if self.retried {
+                return Err(Error::illegal("second ClientHello has no usable key share"));
+            }
+            return self.retry(core, suite, group);
+        };
+        let alpn = choose_alpn(&c.alpn, hello.alpn())?;
+        let info = ClientHelloInfo {
+            server_name: hello.server_name(),
+            signature_schemes: schemes,
+            alpn: hello.alpn().unwrap_or(&[]),
+            tls13: true,
+        };
+        let cert = config.certs.resolve(&info).ok_or_else(|| {
+            Error::protocol(AlertDescription::HANDSHAKE_FAILURE, "no certificate for this client")
+        })?;
+        let scheme = cert.key.choose_scheme(schemes, true).ok_or_else(|| {
+            Error::protocol(AlertDescription::HANDSHAKE_FAILURE, "no signature scheme in common")
+        })?;
+        let peer_limit = match hello.record_size_limit() {
+            Some(l) if l < 64 => return Err(Error::illegal("record_size_limit below 64")),
+            other => other,
+        };
+        let (server_share, shared) = kx::server_accept(share.group, &share.payload)?;
+        let mut random = [0u8; 32];
+        fill_random(&mut random)?;
+        let sh = ServerHello {
+            legacy_version: ProtocolVersion::TLS1_2,
+            random,
+            session_id: hello.session_id.clone(),
+            cipher_suite: suite.suite,
+            compression_method: 0,
+            extensions: vec![
+                ServerExtension::SupportedVersion(ProtocolVersion::TLS1_3),
+                ServerExtension::KeyShare(KeyShareEntry { group: share.group, payload: server_share }),
+            ],
+        };
+        let mut msg = Vec::new();
+        put_handshake(&mut msg, HandshakeType::SERVER_HELLO, |o| sh.encode(o));
+        self.transcript.start_hash(suite.hash);
+        self.transcript.add(&msg);
+        core.send_handshake(&msg)?;
+        let compat = !hello.session_id.is_empty();
+        if compat {
+            core.send_ccs_once()?;
+            core.ccs_allowed = true;
+        }
+        core.info.version = Some(ProtocolVersion::TLS1_3);
+        core.info.suite = Some(suite.suite);
+        core.info.group = Some(share.group);
+        core.info.alpn = alpn.clone();
+        core.info.signature_scheme = Some(scheme);
+
+        let hs = EarlySecret::new(suite.hash, None).into_handshake(shared.as_bytes());
+        let (client_hs, server_hs) = hs.traffic_secrets(self.transcript.current().as_bytes());
+        core.log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", &client_hs);
+        core.log_secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", &server_hs);
+        core.set_write_secret(suite, &server_hs);
+        core.set_read_secret(suite, &client_hs);
+        // The client's CCS may follow its ClientHello whether or not it
+        // sent a session id; accept it until its Finished.
+        core.ccs_allowed = true;
+
+        // EncryptedExtensions
+        let our_limit = c.record_size_limit.unwrap_or(16385);
+        let mut ee_ext = Vec::new();
+        if hello.server_name().is_some() {
+            ee_ext.push(ServerExtension::ServerNameAck);
+        }
+        if let Some(p) = &alpn {
+            ee_ext.push(ServerExtension::Alpn(p.clone()));
+        }
+        if peer_limit.is_some() {
+            ee_ext.push(ServerExtension::RecordSizeLimit(our_limit));
+        }
+        let ee = EncryptedExtensions { extensions: ee_ext };
+        let mut msg = Vec::new();
+        put_handshake(&mut msg, HandshakeType::ENCRYPTED_EXTENSIONS, |o| ee.encode(o));
+        self.transcript.add(&msg);
+        core.send_handshake(&msg)?;
+        if let Some(l) = peer_limit {
+            let l = l.min(16385);
+            core.info.peer_record_size_limit = Some(l);
+            core.record.send_fragment = usize::from(l) - 1;
+            core.record.recv_fragment = usize::from(our_limit) - 1;
+        }
+
+        let verifier = match (config.client_auth, &config.client_verifier) {
+            (ClientAuth::None, _) | (_, None) => None,
+            (mode, Some(v)) => Some((mode, v.clone())),
+        };
+        if let Some((_, v)) = &verifier {
+            let mut extensions =
+                vec![CertReqExtension::SignatureAlgorithms(v.supported_schemes().to_vec())];
+            let hints = v.root_hint_subjects();
+            if !hints.is_empty() {
+                extensions.push(CertReqExtension::CertificateAuthorities(hints));
+            }
+            let req = CertificateRequest13 { context: Vec::new(), extensions };
+            let mut cr = Vec::new();
+            put_handshake(&mut cr, HandshakeType::CERTIFICATE_REQUEST, |o| req.encode(o));
+            self.transcript.add(&cr);
+            core.send_handshake(&cr)?;
+        }
+        send_certificate(core, &mut self.transcript, &cert, scheme)?;
+
+        let fin = finished_message(suite.hash, &server_hs, self.transcript.current().as_bytes());
+        self.transcript.add(&fin);
+        core.send_handshake(&fin)?;
+
+        let master = hs.into_master();
+        let hash = self.transcript.current();
+        let (client_ap, server_ap) = master.traffic_secrets(hash.as_bytes());
+        let exporter = master.exporter_master_secret(hash.as_bytes());
+        core.log_secret("CLIENT_TRAFFIC_SECRET_0", &client_ap);
+        core.log_secret("SERVER_TRAFFIC_SECRET_0", &server_ap);
+        core.log_secret("EXPORTER_SECRET", &exporter);
+        core.set_write_secret(suite, &server_ap);
+
+        let keys = Keys {
+            config,
+            suite,
+            transcript: self.transcript,
+            master,
+            client_hs,
+            client_ap,
+            server_ap,
+            exporter,
+        };
+        Ok(match verifier {
+            Some((mode, _)) => ServerState::WaitClientCertificate(Box::new(WaitClientCertificate {
+                keys,
+                required: mode == ClientAuth::Require,
+            })),
+            None => ServerState::WaitClientFinished(Box::new(WaitClientFinished { keys })),
+        })
+    }
+
+    /// Sends a HelloRetryRequest for `group` (RFC 8446 §4.1.4).
+    fn retry(
+        mut self: Box<Self>,
+        core: &mut Core,
+        suite: &'static Tls13Suite,
+        group: NamedGroup,
+    ) -> Result<ServerState> {
+        let hrr = ServerHello {
+            legacy_version: ProtocolVersion::TLS1_2,
+            random: HRR_RANDOM,
+            session_id: self.hello.session_id.clone(),
+            cipher_suite: suite.suite,
+            compression_method: 0,
+            extensions: vec![
+                ServerExtension::SupportedVersion(ProtocolVersion::TLS1_3),
+                ServerExtension::HrrKeyShare(group),
+            ],
+        };
+        let mut msg = Vec::new();
+        put_handshake(&mut msg, HandshakeType::SERVER_HELLO, |o| hrr.encode(o));
+        self.transcript.replace_with_message_hash(suite.hash);
+        self.transcript.add(&msg);
+        core.send_handshake(&msg)?;
+        if !self.hello.session_id.is_empty() {
+            core.send_ccs_once()?;
+        }
+        core.ccs_allowed = true;
+        core.info.hello_retry = true;
+        Ok(ServerState::WaitClientHello(Box::new(WaitClientHello {
+            config: self.config,
+            transcript: self.transcript,
+            retry: Some(Retry { suite, group }),
+        })))
+    }
+}
+
+/// RFC 7301 §3.2: the first of our protocols the client offers; none in
+/// common is fatal.
+fn choose_alpn(ours: &[Vec<u8>], theirs: Option<&[Vec<u8>]>) -> Result<Option<Vec<u8>>> {
+    let Some(theirs) = theirs else { return Ok(None) };
+    if ours.is_empty() {
+        return Ok(None);
+    }
+    match ours.iter().find(|p| theirs.contains(p)) {
+        Some(p) => Ok(Some(p.clone())),
+        None => Err(Error::protocol(
+            AlertDescription::NO_APPLICATION_PROTOCOL,
+            "no ALPN protocol in common",
+        )),
+    }
+}
+
+fn send_certificate(
+    core: &mut Core,
+    transcript: &mut Transcript,
+    cert: &CertifiedKey,
+    scheme: SignatureScheme,
+) -> Result<()> {
+    let msg = certificate_message(&[], &cert.chain);
+    transcript.add(&msg);
+    core.send_handshake(&msg)?;
+    let content = signed_content(Side::Server, transcript.current().as_bytes());
+    let sig = cert.key.sign(scheme, &content)?;
+    let cv = certificate_verify_message(scheme, &sig);
+    transcript.add(&cv);
+    core.send_handshake(&cv)
+}
+
+struct Keys {
+    config: Arc<ServerConfig>,
+    suite: &'static Tls13Suite,
+    transcript: Transcript,
+    master: MasterSecret,
+    client_hs: Secret,
+    client_ap: Secret,
+    server_ap: Secret,
+    exporter: Secret,
+}
+
+pub struct WaitClientCertificate {
+    keys: Keys,
+    required: bool,
+}
+
+impl WaitClientCertificate {
+    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
+        let cert = msg.decode::<crate::codec::Certificate13>(HandshakeType::CERTIFICATE)?;
+        if !cert.context.is_empty() {
+            return Err(Error::illegal("client Certificate has a request context"));
+        }
+        let chain = received_chain(cert, &core.limits)?;
+        self.keys.transcript.add(msg.raw);
+        let Some((leaf, rest)) = chain.split_first() else {
+            if self.required {
+                return Err(Error::protocol(
+                    AlertDescription::CERTIFICATE_REQUIRED,
+                    "client sent no certificate",
+                ));
+            }
+            return Ok(ServerState::WaitClientFinished(Box::new(WaitClientFinished {
+                keys: self.keys,
+            })));
+        };
+        let Some(verifier) = &self.keys.config.client_verifier else {
+            return Err(Error::internal("client certificate without a verifier"));
+        };
+        let now = self.keys.config.common.time.unix_time();
+        verifier.verify_client_cert(leaf, rest, now)?;
+        Ok(ServerState::WaitClientCertificateVerify(Box::new(WaitClientCertificateVerify {
+            keys: self.keys,
+            chain,
+        })))
+    }
+}
+
+pub struct WaitClientCertificateVerify {
+    keys: Keys,
+    chain: Vec<CertificateDer<'static>>,
+}
+
+impl WaitClientCertificateVerify {
+    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
+        let cv: CertificateVerify = msg.decode(HandshakeType::CERTIFICATE_VERIFY)?;
+        let Some(verifier) = &self.keys.config.client_verifier else {
+            return Err(Error::internal("client certificate without a verifier"));
+        };
+        if !verifier.supported_schemes().contains(&cv.scheme) {
+            return Err(Error::illegal("client CertificateVerify uses a scheme we did not offer"));
+        }
+        let content = signed_content(Side::Client, self.keys.transcript.current().as_bytes());
+        verifier.verify_tls13_signature(cv.scheme, &self.chain[0], &content, &cv.signature)?;
+        core.info.peer_signature_scheme = Some(cv.scheme);
+        core.info.client_authenticated = true;
+        if self.keys.config.common.keep_peer_certificates {
+            core.info.peer_certificates = self.chain;
+        }
+        self.keys.transcript.add(msg.raw);
+        Ok(ServerState::WaitClientFinished(Box::new(WaitClientFinished { keys: self.keys })))
+    }
+}
+
+pub struct WaitClientFinished {
+    keys: Keys,
+}
+
+impl WaitClientFinished {
+    fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
+        msg.expect(HandshakeType::FINISHED)?;
+        let Keys { suite, mut transcript, master, client_hs, client_ap, server_ap, exporter, .. } =
+            self.keys;
+        check_finished(suite.hash, &client_hs, transcript.current().as_bytes(), msg.body)?;
+        transcript.add(msg.raw);
+        core.ccs_allowed = false;
+        core.early_data_skip = None;
+        core.set_read_secret(suite, &client_ap);
+        let resumption = master.resumption_master_secret(transcript.current().as_bytes());
+        core.traffic = Some(TrafficSecrets {
+            suite,
+            client: client_ap,
+            server: server_ap,
+            exporter,
+            resumption,
+        });
+        Ok(ServerState::Connected)
+    }
+}

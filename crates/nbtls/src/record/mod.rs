@@ -1,0 +1,7 @@
+//! Record protection and framing. Knows records, not handshake states.
+
+pub mod buffer;
+pub mod tls;
+
+pub use buffer::{InBuf, OutQueue};
+pub use tls::{RecordHeader, RecordLayer, HEADER_LEN, MAX_CIPHERTEXT, MAX_PLAINTEXT};
