@@ -1,1 +1,2 @@
 //! The one place that calls the crypto crate (aws-lc-rs).
+pub mod sign;
