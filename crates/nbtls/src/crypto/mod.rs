@@ -5,6 +5,7 @@ pub mod hash;
 pub mod key_schedule;
 pub mod kx;
 pub mod secret;
+pub mod sign;
 
 pub use aead::{AeadAlg, RecordKey};
 pub use hash::{Digest, HashAlg, HashContext};
