@@ -1,11 +1,25 @@
-//! nbtls: TLS 1.3 (and, later, TLS 1.2 and DTLS 1.2) for programs that must
-//! never block. A sans-IO protocol engine, and on it a GnuTLS-style
-//! non-blocking [`Session`] over any [`Transport`].
+//! nbtls: TLS 1.3 for programs that must never block. A sans-IO protocol
+//! engine, and on it a GnuTLS-style non-blocking [`Session`] over any
+//! [`Transport`].
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod config;
 pub mod crypto;
+#[cfg(feature = "unstable-engine")]
+pub mod engine;
+#[cfg(not(feature = "unstable-engine"))]
+pub(crate) mod engine;
 pub mod error;
+pub mod handshake;
+pub mod record;
+pub mod session;
+pub mod transport;
 pub mod x509;
 
+pub use config::{ClientAuth, ClientConfig, KeyLog, KeyLogFile, Limits, ServerConfig, SystemTimeSource, TimeSource};
 pub use error::{Error, Result};
+pub use handshake::tls13::SessionInfo;
+pub use session::{Direction, Flags, Session, Shutdown};
+pub use transport::{FnTransport, IoTransport, MemoryTransport, Transport};
+pub use x509::{CertStore, CertifiedKey, TrustAnchors};
