@@ -401,7 +401,7 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// A server presenting one certificate.
     pub fn new(cert: Arc<CertifiedKey>) -> Self {
-        Self::with_resolver(Arc::new(crate::x509::SingleCert(cert)))
+        Self::with_resolver(Arc::new(cert))
     }
 
     /// A server that picks its certificate per ClientHello (SNI, schemes).

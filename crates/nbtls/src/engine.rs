@@ -397,7 +397,7 @@ impl Engine {
         let raw = &self.hs_buf[..total];
         let msg = Message { typ, body: &raw[HANDSHAKE_HEADER_LEN..], raw };
         if !self.is_handshaking() && typ == HandshakeType::KEY_UPDATE {
-            let ku = KeyUpdate::from_body(msg.body)?;
+            let ku = <KeyUpdate as crate::codec::Codec>::from_bytes(msg.body)?;
             return self.handle_key_update(ku);
         }
         let machine = std::mem::replace(&mut self.machine, Machine::Gone);

@@ -113,8 +113,21 @@ macro_rules! socket_transport {
 }
 
 socket_transport!(TcpStream);
+
+/// Unix stream sockets. `pull_timeout` is not supported (std has no peek
+/// for them yet): use `Flags::NONBLOCK` and the caller's poll for timeouts.
 #[cfg(unix)]
-socket_transport!(std::os::unix::net::UnixStream);
+impl Transport for std::os::unix::net::UnixStream {
+    fn push(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write(data)
+    }
+    fn push_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored(bufs)
+    }
+    fn pull(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read(buf)
+    }
+}
 
 /// Any `Read + Write` as a transport (no `pull_timeout`).
 #[derive(Debug)]

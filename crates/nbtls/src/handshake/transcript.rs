@@ -2,7 +2,8 @@
 //! client keeps its ClientHello as bytes; afterwards a running hash.
 
 use crate::codec::{put_handshake, HandshakeType};
-use crate::crypto::{hash, Digest, HashAlg, HashContext};
+use crate::crypto::hash::hash;
+use crate::crypto::{Digest, HashAlg, HashContext};
 
 #[derive(Clone)]
 pub enum Transcript {

@@ -143,7 +143,7 @@ impl WaitClientHello {
         if neg.config.pause_after_client_hello && !neg.retried {
             return Ok(ServerState::Paused(Box::new(neg)));
         }
-        neg.respond(core)
+        Box::new(neg).respond(core)
     }
 }
 
