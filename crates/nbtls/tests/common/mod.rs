@@ -58,3 +58,4 @@ fn sweep_stale(base: &Path) {
         let _ = std::fs::remove_dir_all(entry.path());
     }
 }
+pub mod tls;
