@@ -63,7 +63,8 @@ pub fn run(args: ClientArgs) -> Result<(), Error> {
     let cfg = apply_common!(cfg, &args.common);
     let export = parse_export(args.export.as_deref())?;
 
-    let stream = TcpStream::connect(&args.addr).map_err(|e| format!("connect {}: {e}", args.addr))?;
+    let stream =
+        TcpStream::connect(&args.addr).map_err(|e| format!("connect {}: {e}", args.addr))?;
     stream.set_nodelay(true)?;
     let mut session = Session::client(Arc::new(cfg), &name, stream, Flags::NONE)?;
     session.handshake()?;
@@ -85,7 +86,9 @@ fn parse_export(spec: Option<&str>) -> Result<Option<(String, usize)>, Error> {
     let Some((label, len)) = spec.rsplit_once(':') else {
         return Err(format!("--export {spec:?} must be LABEL:LENGTH").into());
     };
-    let len: usize = len.parse().map_err(|_| format!("--export length {len:?} is not a number"))?;
+    let len: usize = len
+        .parse()
+        .map_err(|_| format!("--export length {len:?} is not a number"))?;
     Ok(Some((label.to_string(), len)))
 }
 

@@ -8,7 +8,11 @@ mod server;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "nbtls", version, about = "TLS 1.3 client and server built on nbtls")]
+#[command(
+    name = "nbtls",
+    version,
+    about = "TLS 1.3 client and server built on nbtls"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,7 +1,5 @@
 //! Options both commands share, and turning them into a config.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use nbtls::codec::{CipherSuite, NamedGroup, ProtocolVersion};
 use nbtls::SessionInfo;
@@ -33,7 +31,9 @@ pub fn parse_group(s: &str) -> Result<NamedGroup, Error> {
         "x25519" => NamedGroup::X25519,
         "p256" | "p-256" | "secp256r1" | "prime256v1" => NamedGroup::SECP256R1,
         "p384" | "p-384" | "secp384r1" => NamedGroup::SECP384R1,
-        _ => return Err(format!("unknown group {s:?} (x25519mlkem768, x25519, p256, p384)").into()),
+        _ => {
+            return Err(format!("unknown group {s:?} (x25519mlkem768, x25519, p256, p384)").into())
+        }
     })
 }
 
@@ -64,15 +64,27 @@ macro_rules! apply_common {
             cfg = cfg.alpn(&a.alpn)?;
         }
         if !a.protocols.is_empty() {
-            let v = a.protocols.iter().map(|s| $crate::options::parse_version(s)).collect::<Result<Vec<_>, _>>()?;
+            let v = a
+                .protocols
+                .iter()
+                .map(|s| $crate::options::parse_version(s))
+                .collect::<Result<Vec<_>, _>>()?;
             cfg = cfg.versions(&v)?;
         }
         if !a.groups.is_empty() {
-            let v = a.groups.iter().map(|s| $crate::options::parse_group(s)).collect::<Result<Vec<_>, _>>()?;
+            let v = a
+                .groups
+                .iter()
+                .map(|s| $crate::options::parse_group(s))
+                .collect::<Result<Vec<_>, _>>()?;
             cfg = cfg.groups(&v)?;
         }
         if !a.suites.is_empty() {
-            let v = a.suites.iter().map(|s| $crate::options::parse_suite(s)).collect::<Result<Vec<_>, _>>()?;
+            let v = a
+                .suites
+                .iter()
+                .map(|s| $crate::options::parse_suite(s))
+                .collect::<Result<Vec<_>, _>>()?;
             cfg = cfg.cipher_suites(&v)?;
         }
         if let Some(l) = a.record_size_limit {
@@ -87,32 +99,58 @@ macro_rules! apply_common {
 pub(crate) use apply_common;
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// One line per negotiated parameter, for stderr.
 pub fn describe(info: &SessionInfo) -> String {
     let mut s = String::new();
     let name = |o: Option<String>| o.unwrap_or_else(|| "-".into());
-    s.push_str(&format!("- version: {}\n", name(info.version.map(|v| format!("{v}")))));
-    s.push_str(&format!("- cipher suite: {}\n", name(info.suite.map(|v| format!("{v}")))));
-    s.push_str(&format!("- group: {}\n", name(info.group.map(|v| format!("{v}")))));
-    let alpn = info.alpn.as_ref().map(|p| String::from_utf8_lossy(p).into_owned());
+    s.push_str(&format!(
+        "- version: {}\n",
+        name(info.version.map(|v| format!("{v}")))
+    ));
+    s.push_str(&format!(
+        "- cipher suite: {}\n",
+        name(info.suite.map(|v| format!("{v}")))
+    ));
+    s.push_str(&format!(
+        "- group: {}\n",
+        name(info.group.map(|v| format!("{v}")))
+    ));
+    let alpn = info
+        .alpn
+        .as_ref()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
     s.push_str(&format!("- ALPN: {}\n", name(alpn)));
-    s.push_str(&format!("- server name: {}\n", name(info.server_name.clone())));
-    s.push_str(&format!("- hello retry: {}\n", if info.hello_retry { "yes" } else { "no" }));
+    s.push_str(&format!(
+        "- server name: {}\n",
+        name(info.server_name.clone())
+    ));
+    s.push_str(&format!(
+        "- hello retry: {}\n",
+        if info.hello_retry { "yes" } else { "no" }
+    ));
     if let Some(sch) = info.peer_signature_scheme {
         s.push_str(&format!("- peer signature scheme: {sch}\n"));
     }
     for (i, c) in info.peer_certificates.iter().enumerate() {
         let fp = nbtls::crypto::hash::hash(nbtls::crypto::HashAlg::Sha256, c.as_ref());
-        s.push_str(&format!("- peer certificate {i}: {} bytes, SHA-256 {}\n", c.len(), hex(fp.as_bytes())));
+        s.push_str(&format!(
+            "- peer certificate {i}: {} bytes, SHA-256 {}\n",
+            c.len(),
+            hex(fp.as_bytes())
+        ));
     }
     s
 }
 
 /// Resolves a path argument that must exist.
-pub fn existing(p: &PathBuf, what: &str) -> Result<(), Error> {
+pub fn existing(p: &std::path::Path, what: &str) -> Result<(), Error> {
     if !p.exists() {
         return Err(format!("{what} {}: no such file", p.display()).into());
     }

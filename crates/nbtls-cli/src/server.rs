@@ -9,7 +9,10 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use nbtls::crypto::{hash::HashContext, HashAlg};
 use nbtls::x509::{CertificateDer, PrivateKeyDer, SigningKey};
-use nbtls::{CertifiedKey, ClientAuth, Error as TlsError, Flags, ServerConfig, Session, Shutdown, TrustAnchors};
+use nbtls::{
+    CertifiedKey, ClientAuth, Error as TlsError, Flags, ServerConfig, Session, Shutdown,
+    TrustAnchors,
+};
 
 use crate::options::{apply_common, describe, existing, hex, CommonArgs, Error};
 
@@ -73,7 +76,10 @@ pub fn run(args: ServerArgs) -> Result<(), Error> {
         }
         _ => {
             let ck = self_signed()?;
-            eprintln!("generated a self-signed certificate for localhost, SHA-256 {}", hex(&ck.fingerprint()));
+            eprintln!(
+                "generated a self-signed certificate for localhost, SHA-256 {}",
+                hex(&ck.fingerprint())
+            );
             Arc::new(ck)
         }
     };
@@ -103,7 +109,8 @@ pub fn run(args: ServerArgs) -> Result<(), Error> {
         Some(p) => Arc::new(std::fs::read(p).map_err(|e| format!("--send {}: {e}", p.display()))?),
         None => Arc::new(Vec::new()),
     };
-    let listener = TcpListener::bind(&args.listen).map_err(|e| format!("listen {}: {e}", args.listen))?;
+    let listener =
+        TcpListener::bind(&args.listen).map_err(|e| format!("listen {}: {e}", args.listen))?;
     eprintln!("listening on {}", listener.local_addr()?);
     for stream in listener.incoming() {
         let stream = match stream {
@@ -115,7 +122,10 @@ pub fn run(args: ServerArgs) -> Result<(), Error> {
         };
         let (cfg, file) = (cfg.clone(), file.clone());
         let handle = std::thread::spawn(move || {
-            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             if let Err(e) = serve(cfg, stream, mode, &file) {
                 eprintln!("{peer}: {e}");
             }
@@ -129,9 +139,11 @@ pub fn run(args: ServerArgs) -> Result<(), Error> {
 }
 
 fn self_signed() -> Result<CertifiedKey, Error> {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
     let der = CertificateDer::from(ck.cert.der().to_vec());
-    let key = PrivateKeyDer::try_from(ck.key_pair.serialize_der()).map_err(|e| format!("key: {e}"))?;
+    let key =
+        PrivateKeyDer::try_from(ck.key_pair.serialize_der()).map_err(|e| format!("key: {e}"))?;
     Ok(CertifiedKey::new(vec![der], SigningKey::from_der(&key)?)?)
 }
 
@@ -161,7 +173,10 @@ fn serve(cfg: Arc<ServerConfig>, stream: TcpStream, mode: Mode, file: &[u8]) -> 
                     return Err("HTTP request too large".into());
                 }
             }
-            let body = format!("<html><body><h1>nbtls</h1><pre>\n{}</pre></body></html>\n", describe(s.info()));
+            let body = format!(
+                "<html><body><h1>nbtls</h1><pre>\n{}</pre></body></html>\n",
+                describe(s.info())
+            );
             let resp = format!(
                 "HTTP/1.0 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
                 body.len(),
@@ -180,7 +195,10 @@ fn serve(cfg: Arc<ServerConfig>, stream: TcpStream, mode: Mode, file: &[u8]) -> 
                 total += n as u64;
                 h.update(&buf[..n]);
             }
-            println!("received {total} bytes, SHA-256 {}", hex(h.current().as_bytes()).replace(':', "").to_lowercase());
+            println!(
+                "received {total} bytes, SHA-256 {}",
+                hex(h.current().as_bytes()).replace(':', "").to_lowercase()
+            );
             std::io::stdout().flush()?;
         }
         Mode::Send => send_all(&mut s, file)?,

@@ -14,8 +14,8 @@ use crate::codec::{NamedGroup, ProtocolVersion};
 use crate::crypto::{Tls13Suite, TLS13_SUITES};
 use crate::error::{Error, Result};
 use crate::x509::{
-    CertifiedKey, ClientCertVerifier, NoServerVerification, ResolvesServerCert,
-    ServerCertVerifier, TrustAnchors, WebPkiClientVerifier, WebPkiServerVerifier,
+    CertifiedKey, ClientCertVerifier, NoServerVerification, ResolvesServerCert, ServerCertVerifier,
+    TrustAnchors, WebPkiClientVerifier, WebPkiServerVerifier,
 };
 
 /// Clocks: monotonic time for timers and deadlines, wall-clock time for
@@ -62,7 +62,9 @@ impl KeyLogFile {
             .append(true)
             .open(path)
             .map_err(|e| Error::config(format!("key log file {}: {e}", path.display())))?;
-        Ok(KeyLogFile { file: Mutex::new(file) })
+        Ok(KeyLogFile {
+            file: Mutex::new(file),
+        })
     }
 
     /// The file named by `SSLKEYLOGFILE`, if set.
@@ -183,7 +185,10 @@ impl Default for Common {
 impl fmt::Debug for Common {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Common")
-            .field("suites", &self.suites.iter().map(|s| s.suite).collect::<Vec<_>>())
+            .field(
+                "suites",
+                &self.suites.iter().map(|s| s.suite).collect::<Vec<_>>(),
+            )
             .field("groups", &self.groups)
             .field("alpn", &self.alpn)
             .field("limits", &self.limits)
@@ -356,7 +361,9 @@ impl ClientConfig {
     /// also be in `groups`). Others are reached through HelloRetryRequest.
     pub fn key_share_groups(mut self, groups: &[NamedGroup]) -> Result<Self> {
         if groups.iter().any(|g| !self.common.groups.contains(g)) {
-            return Err(Error::config("key share groups must be among the enabled groups"));
+            return Err(Error::config(
+                "key share groups must be among the enabled groups",
+            ));
         }
         self.key_share_groups = groups.to_vec();
         Ok(self)
@@ -395,7 +402,6 @@ pub struct ServerConfig {
     pub(crate) client_auth: ClientAuth,
     pub(crate) client_verifier: Option<Arc<dyn ClientCertVerifier>>,
     pub(crate) pause_after_client_hello: bool,
-    pub(crate) send_tickets: usize,
 }
 
 impl ServerConfig {
@@ -412,13 +418,14 @@ impl ServerConfig {
             client_auth: ClientAuth::None,
             client_verifier: None,
             pause_after_client_hello: false,
-            send_tickets: 0,
         }
     }
 
     /// A server from PEM files.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self> {
-        Ok(Self::new(Arc::new(CertifiedKey::from_pem_files(cert, key)?)))
+        Ok(Self::new(Arc::new(CertifiedKey::from_pem_files(
+            cert, key,
+        )?)))
     }
 
     /// Ask clients for certificates, verified against `anchors`.
@@ -429,7 +436,11 @@ impl ServerConfig {
     }
 
     /// Ask clients for certificates, verified by `verifier`.
-    pub fn client_verifier(mut self, mode: ClientAuth, verifier: Arc<dyn ClientCertVerifier>) -> Self {
+    pub fn client_verifier(
+        mut self,
+        mode: ClientAuth,
+        verifier: Arc<dyn ClientCertVerifier>,
+    ) -> Self {
         self.client_auth = mode;
         self.client_verifier = Some(verifier);
         self

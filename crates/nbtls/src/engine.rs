@@ -97,6 +97,7 @@ impl Engine {
         }
     }
 
+    #[cfg_attr(not(feature = "unstable-engine"), allow(dead_code))]
     pub fn side(&self) -> Side {
         self.core.side
     }
@@ -189,6 +190,7 @@ impl Engine {
     }
 
     /// Copies `data` in (for drivers that own their read buffers).
+    #[cfg_attr(not(feature = "unstable-engine"), allow(dead_code))]
     pub fn feed(&mut self, data: &[u8]) {
         self.inbuf.space(data.len()).copy_from_slice(data);
     }
@@ -284,7 +286,9 @@ impl Engine {
         plain: std::ops::Range<usize>,
     ) -> Result<Progress> {
         if !self.hs_buf.is_empty() && typ != ContentType::HANDSHAKE {
-            return Err(Error::unexpected("record interleaved with a fragmented handshake message"));
+            return Err(Error::unexpected(
+                "record interleaved with a fragmented handshake message",
+            ));
         }
         match typ {
             ContentType::CHANGE_CIPHER_SPEC => {
@@ -381,7 +385,9 @@ impl Engine {
             self.handle_message(typ, total)?;
             self.hs_buf.drain(..total);
             if self.core.read_key_epoch != epoch && !self.hs_buf.is_empty() {
-                return Err(Error::unexpected("handshake data after a key change in one record"));
+                return Err(Error::unexpected(
+                    "handshake data after a key change in one record",
+                ));
             }
             if self.is_paused() {
                 return Ok(Progress::Paused);
@@ -395,7 +401,11 @@ impl Engine {
 
     fn handle_message(&mut self, typ: HandshakeType, total: usize) -> Result<()> {
         let raw = &self.hs_buf[..total];
-        let msg = Message { typ, body: &raw[HANDSHAKE_HEADER_LEN..], raw };
+        let msg = Message {
+            typ,
+            body: &raw[HANDSHAKE_HEADER_LEN..],
+            raw,
+        };
         if !self.is_handshaking() && typ == HandshakeType::KEY_UPDATE {
             let ku = <KeyUpdate as crate::codec::Codec>::from_bytes(msg.body)?;
             return self.handle_key_update(ku);
@@ -467,7 +477,11 @@ impl Engine {
         }
         self.before_app_record()?;
         let n = data.len().min(self.core.record.send_fragment);
-        let r = self.core.record.seal(ContentType::APPLICATION_DATA, &data[..n], self.core.out.buf_mut());
+        let r = self.core.record.seal(
+            ContentType::APPLICATION_DATA,
+            &data[..n],
+            self.core.out.buf_mut(),
+        );
         if let Err(e) = r {
             return Err(self.fail(e));
         }
@@ -521,18 +535,33 @@ impl Engine {
     }
 
     fn send_alert(&mut self, level: AlertLevel, desc: AlertDescription) {
-        let r = self.core.record.seal(ContentType::ALERT, &[level.0, desc.0], self.core.out.buf_mut());
+        let r = self.core.record.seal(
+            ContentType::ALERT,
+            &[level.0, desc.0],
+            self.core.out.buf_mut(),
+        );
         if r.is_ok() {
             self.core.out.commit(0);
         }
     }
 
     /// RFC 8446 §7.5 exporter.
-    pub fn export_keying_material(&self, label: &[u8], context: &[u8], out: &mut [u8]) -> Result<()> {
+    pub fn export_keying_material(
+        &self,
+        label: &[u8],
+        context: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
         self.check()?;
         match &self.core.traffic {
             Some(t) if !self.is_handshaking() => {
-                key_schedule::export_keying_material(t.suite.hash, &t.exporter, label, context, out);
+                key_schedule::export_keying_material(
+                    t.suite.hash,
+                    &t.exporter,
+                    label,
+                    context,
+                    out,
+                );
                 Ok(())
             }
             _ => Err(Error::UnavailableDuringHandshake),

@@ -17,7 +17,10 @@ pub mod session;
 pub mod transport;
 pub mod x509;
 
-pub use config::{ClientAuth, ClientConfig, KeyLog, KeyLogFile, Limits, ServerConfig, SystemTimeSource, TimeSource};
+pub use config::{
+    ClientAuth, ClientConfig, KeyLog, KeyLogFile, Limits, ServerConfig, SystemTimeSource,
+    TimeSource,
+};
 pub use error::{Error, Result};
 pub use handshake::tls13::SessionInfo;
 pub use session::{Direction, Flags, Session, Shutdown};

@@ -14,7 +14,7 @@ use crate::codec::{CipherSuite, NamedGroup, ProtocolVersion};
 use crate::config::{ClientConfig, ServerConfig, TimeSource};
 use crate::engine::{Engine, Progress};
 use crate::error::{Error, Result};
-use crate::record::{MAX_CIPHERTEXT, HEADER_LEN};
+use crate::record::{HEADER_LEN, MAX_CIPHERTEXT};
 use crate::transport::Transport;
 
 /// Flags fixed at creation (`gnutls_init`).
@@ -237,8 +237,25 @@ impl<T: Transport> Session<T> {
 
     /// RFC 8446 §7.5 keying-material exporter.
     #[doc(alias = "gnutls_prf_rfc5705")]
-    pub fn export_keying_material(&self, label: &[u8], context: &[u8], out: &mut [u8]) -> Result<()> {
+    pub fn export_keying_material(
+        &self,
+        label: &[u8],
+        context: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
         self.engine.export_keying_material(label, context, out)
+    }
+
+    /// Most plaintext bytes one record carries (the peer's
+    /// record_size_limit, or 2^14).
+    pub fn max_record_payload(&self) -> usize {
+        self.engine.max_fragment()
+    }
+
+    /// Bytes the session's record buffers hold right now (they are
+    /// released when idle).
+    pub fn buffered_bytes(&self) -> usize {
+        self.engine.buffered_capacity() + self.cork_buf.capacity()
     }
 
     /// NewSessionTickets received and kept (client).
@@ -307,7 +324,11 @@ impl<T: Transport> Session<T> {
             }
         }
         let hint = self.engine.read_hint();
-        let want = if self.engine.read_ahead() { hint.max(HEADER_LEN + MAX_CIPHERTEXT) } else { hint };
+        let want = if self.engine.read_ahead() {
+            hint.max(HEADER_LEN + MAX_CIPHERTEXT)
+        } else {
+            hint
+        };
         self.direction = Direction::Read;
         let space = self.engine.recv_space(want);
         let r = self.transport.pull(space);
@@ -374,7 +395,9 @@ impl<T: Transport> Session<T> {
                     }
                 }
                 Progress::Closed => {
-                    return Err(self.engine.fail(Error::unexpected("close_notify during the handshake")))
+                    return Err(self
+                        .engine
+                        .fail(Error::unexpected("close_notify during the handshake")))
                 }
                 _ => {}
             }
@@ -581,11 +604,11 @@ impl<T: Transport> Session<T> {
             }
             match self.engine.process()? {
                 // Data the application did not read before bye is dropped.
-                Progress::Data => {
-                    while self.engine.read_plaintext(&mut scratch) > 0 {}
-                }
+                Progress::Data => while self.engine.read_plaintext(&mut scratch) > 0 {},
                 Progress::Closed => return Ok(()),
-                Progress::NeedMore => self.fill(Some(deadline.saturating_duration_since(self.now())))?,
+                Progress::NeedMore => {
+                    self.fill(Some(deadline.saturating_duration_since(self.now())))?
+                }
                 _ => {}
             }
         }
@@ -597,7 +620,11 @@ impl<T: Transport> Session<T> {
     /// deadline); `None` when no deadline runs.
     #[doc(alias = "gnutls_dtls_get_timeout")]
     pub fn timeout(&self) -> Option<Duration> {
-        let hs = if self.engine.is_handshaking() { self.handshake_deadline } else { None };
+        let hs = if self.engine.is_handshaking() {
+            self.handshake_deadline
+        } else {
+            None
+        };
         let bye = match self.bye {
             Bye::Waiting(d) => Some(d),
             _ => None,

@@ -200,8 +200,16 @@ impl MemoryTransport {
         let a = Arc::new(Mutex::new(PipeState::default()));
         let b = Arc::new(Mutex::new(PipeState::default()));
         (
-            MemoryTransport { incoming: a.clone(), outgoing: b.clone(), capacity },
-            MemoryTransport { incoming: b, outgoing: a, capacity },
+            MemoryTransport {
+                incoming: a.clone(),
+                outgoing: b.clone(),
+                capacity,
+            },
+            MemoryTransport {
+                incoming: b,
+                outgoing: a,
+                capacity,
+            },
         )
     }
 
@@ -246,7 +254,11 @@ impl Transport for MemoryTransport {
     fn pull(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut s = self.incoming.lock().map_err(|_| poisoned())?;
         if s.data.is_empty() {
-            return if s.closed { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+            return if s.closed {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
         }
         let n = buf.len().min(s.data.len());
         for (dst, src) in buf.iter_mut().zip(s.data.drain(..n)) {
@@ -273,7 +285,10 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(b.pull(&mut buf).unwrap(), 4);
         assert_eq!(&buf[..4], b"hell");
-        assert_eq!(b.pull(&mut buf).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(
+            b.pull(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
         drop(a);
         assert_eq!(b.pull(&mut buf).unwrap(), 0);
     }

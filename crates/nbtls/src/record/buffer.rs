@@ -136,7 +136,11 @@ impl OutQueue {
         let end = self.buf.len();
         let start = self.records.back().map_or(self.sent, |r| r.end);
         if end > start {
-            self.records.push_back(Queued { start, end, app_len });
+            self.records.push_back(Queued {
+                start,
+                end,
+                app_len,
+            });
         }
     }
 

@@ -41,7 +41,10 @@ impl RecordHeader {
             return Err(Error::decode("record version is not TLS"));
         }
         if len > MAX_CIPHERTEXT {
-            return Err(Error::protocol(AlertDescription::RECORD_OVERFLOW, "record too long"));
+            return Err(Error::protocol(
+                AlertDescription::RECORD_OVERFLOW,
+                "record too long",
+            ));
         }
         Ok(RecordHeader { typ, version, len })
     }
@@ -102,7 +105,12 @@ impl RecordLayer {
 
     /// Bytes a record adds to `n` bytes of plaintext when sealed now.
     pub fn overhead(&self) -> usize {
-        HEADER_LEN + if self.write.is_some() { 1 + AeadAlg::TAG_LEN } else { 0 }
+        HEADER_LEN
+            + if self.write.is_some() {
+                1 + AeadAlg::TAG_LEN
+            } else {
+                0
+            }
     }
 
     /// Appends one record carrying `payload` (at most `send_fragment` bytes)
@@ -168,10 +176,16 @@ impl RecordLayer {
             return Err(Error::unexpected("unprotected record after keys were set"));
         }
         if body.len() < AeadAlg::TAG_LEN + 1 {
-            return Err(Error::protocol(AlertDescription::BAD_RECORD_MAC, "record too short"));
+            return Err(Error::protocol(
+                AlertDescription::BAD_RECORD_MAC,
+                "record too short",
+            ));
         }
         let n = dir.key.open(dir.seq, header, body).map_err(|()| {
-            Error::protocol(AlertDescription::BAD_RECORD_MAC, "record authentication failed")
+            Error::protocol(
+                AlertDescription::BAD_RECORD_MAC,
+                "record authentication failed",
+            )
         })?;
         dir.seq += 1;
         // The real type is the last non-zero byte; zeros after it are padding.

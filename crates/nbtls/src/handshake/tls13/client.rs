@@ -11,13 +11,13 @@ use super::{
 use crate::codec::{
     put_handshake, AlertDescription, CertificateRequest13, CertificateVerify, CipherSuite,
     ClientExtension, ClientHello, Codec, EncryptedExtensions, ExtensionType, HandshakeType,
-    KeyShareEntry, NamedGroup, NewSessionTicket13, ProtocolVersion, PskKeyExchangeMode,
-    ServerExtension, ServerHello,
+    KeyShareEntry, NewSessionTicket13, ProtocolVersion, PskKeyExchangeMode, ServerExtension,
+    ServerHello,
 };
 use crate::config::ClientConfig;
 use crate::crypto::key_schedule::{self, EarlySecret, HandshakeSecret};
 use crate::crypto::kx::KeyShare;
-use crate::crypto::{fill_random, tls13_suite, Secret, Tls13Suite};
+use crate::crypto::{fill_random, Secret, Tls13Suite};
 use crate::error::{Error, Result};
 use crate::handshake::transcript::Transcript;
 
@@ -101,9 +101,13 @@ impl WaitServerHello {
         let mut ext = Vec::new();
         if let ServerName::DnsName(name) = &self.server_name {
             // RFC 6066 §3: no SNI for IP literals; a trailing dot is not sent.
-            ext.push(ClientExtension::ServerName(name.as_ref().trim_end_matches('.').to_string()));
+            ext.push(ClientExtension::ServerName(
+                name.as_ref().trim_end_matches('.').to_string(),
+            ));
         }
-        ext.push(ClientExtension::SupportedVersions(vec![ProtocolVersion::TLS1_3]));
+        ext.push(ClientExtension::SupportedVersions(vec![
+            ProtocolVersion::TLS1_3,
+        ]));
         ext.push(ClientExtension::SupportedGroups(c.groups.clone()));
         ext.push(ClientExtension::SignatureAlgorithms(
             self.config.verifier.supported_schemes().to_vec(),
@@ -111,7 +115,10 @@ impl WaitServerHello {
         ext.push(ClientExtension::KeyShare(
             self.shares
                 .iter()
-                .map(|s| KeyShareEntry { group: s.group(), payload: s.public().to_vec() })
+                .map(|s| KeyShareEntry {
+                    group: s.group(),
+                    payload: s.public().to_vec(),
+                })
                 .collect(),
         ));
         if !c.alpn.is_empty() {
@@ -123,7 +130,9 @@ impl WaitServerHello {
         if let Some(cookie) = &self.cookie {
             ext.push(ClientExtension::Cookie(cookie.clone()));
         }
-        ext.push(ClientExtension::PskKeyExchangeModes(vec![PskKeyExchangeMode::PSK_DHE_KE]));
+        ext.push(ClientExtension::PskKeyExchangeModes(vec![
+            PskKeyExchangeMode::PSK_DHE_KE,
+        ]));
         ClientHello {
             legacy_version: ProtocolVersion::TLS1_2,
             random: self.random,
@@ -175,7 +184,9 @@ impl WaitServerHello {
             return self.handle_hrr(core, msg, &sh, suite);
         }
         if self.hrr_suite.is_some_and(|s| s != sh.cipher_suite) {
-            return Err(Error::illegal("ServerHello suite differs from HelloRetryRequest"));
+            return Err(Error::illegal(
+                "ServerHello suite differs from HelloRetryRequest",
+            ));
         }
         for e in &sh.extensions {
             match e {
@@ -198,7 +209,9 @@ impl WaitServerHello {
             ));
         };
         let Some(pos) = self.shares.iter().position(|s| s.group() == share.group) else {
-            return Err(Error::illegal("server key share is for a group we did not send"));
+            return Err(Error::illegal(
+                "server key share is for a group we did not send",
+            ));
         };
         let ours = self.shares.swap_remove(pos);
         let shared = ours.complete(&share.payload)?;
@@ -220,17 +233,19 @@ impl WaitServerHello {
         }
         core.set_write_secret(suite, &client_hs);
         core.ccs_allowed = true;
-        Ok(ClientState::WaitEncryptedExtensions(Box::new(WaitEncryptedExtensions {
-            keys: Keys {
-                config: self.config,
-                server_name: self.server_name,
-                suite,
-                transcript: self.transcript,
-                hs,
-                client_hs,
-                server_hs,
+        Ok(ClientState::WaitEncryptedExtensions(Box::new(
+            WaitEncryptedExtensions {
+                keys: Keys {
+                    config: self.config,
+                    server_name: self.server_name,
+                    suite,
+                    transcript: self.transcript,
+                    hs,
+                    client_hs,
+                    server_hs,
+                },
             },
-        })))
+        )))
     }
 
     /// RFC 8446 §4.1.4.
@@ -260,11 +275,15 @@ impl WaitServerHello {
         let group = sh.hrr_group();
         let cookie = sh.cookie().map(|c| c.to_vec());
         if group.is_none() && cookie.is_none() {
-            return Err(Error::illegal("HelloRetryRequest would not change the ClientHello"));
+            return Err(Error::illegal(
+                "HelloRetryRequest would not change the ClientHello",
+            ));
         }
         if let Some(g) = group {
             if !self.config.common.groups.contains(&g) {
-                return Err(Error::illegal("HelloRetryRequest selected a group we did not offer"));
+                return Err(Error::illegal(
+                    "HelloRetryRequest selected a group we did not offer",
+                ));
             }
             if self.shares.iter().any(|s| s.group() == g) {
                 return Err(Error::illegal("HelloRetryRequest selected a group we sent"));
@@ -323,7 +342,9 @@ impl WaitEncryptedExtensions {
                 }
                 ServerExtension::Alpn(p) => {
                     if !offered_alpn.contains(p) {
-                        return Err(Error::illegal("server chose an ALPN protocol we did not offer"));
+                        return Err(Error::illegal(
+                            "server chose an ALPN protocol we did not offer",
+                        ));
                     }
                     core.info.alpn = Some(p.clone());
                 }
@@ -358,7 +379,10 @@ impl WaitEncryptedExtensions {
             }
         }
         keys.transcript.add(msg.raw);
-        Ok(ClientState::WaitCertificate(Box::new(WaitCertificate { keys, cert_request: None })))
+        Ok(ClientState::WaitCertificate(Box::new(WaitCertificate {
+            keys,
+            cert_request: None,
+        })))
     }
 }
 
@@ -384,7 +408,9 @@ impl WaitCertificate {
         if msg.typ == HandshakeType::CERTIFICATE_REQUEST && self.cert_request.is_none() {
             let cr = CertificateRequest13::from_bytes(msg.body)?;
             if !cr.context.is_empty() {
-                return Err(Error::illegal("CertificateRequest context must be empty in the handshake"));
+                return Err(Error::illegal(
+                    "CertificateRequest context must be empty in the handshake",
+                ));
             }
             let Some(schemes) = cr.signature_algorithms() else {
                 return Err(Error::protocol(
@@ -392,7 +418,10 @@ impl WaitCertificate {
                     "CertificateRequest without signature_algorithms",
                 ));
             };
-            self.cert_request = Some(CertRequest { context: cr.context.clone(), schemes: schemes.to_vec() });
+            self.cert_request = Some(CertRequest {
+                context: cr.context.clone(),
+                schemes: schemes.to_vec(),
+            });
             self.keys.transcript.add(msg.raw);
             return Ok(ClientState::WaitCertificate(self));
         }
@@ -410,11 +439,13 @@ impl WaitCertificate {
             .verifier
             .verify_server_cert(leaf, rest, &self.keys.server_name, now)?;
         self.keys.transcript.add(msg.raw);
-        Ok(ClientState::WaitCertificateVerify(Box::new(WaitCertificateVerify {
-            keys: self.keys,
-            cert_request: self.cert_request,
-            chain,
-        })))
+        Ok(ClientState::WaitCertificateVerify(Box::new(
+            WaitCertificateVerify {
+                keys: self.keys,
+                cert_request: self.cert_request,
+                chain,
+            },
+        )))
     }
 }
 
@@ -427,8 +458,16 @@ pub struct WaitCertificateVerify {
 impl WaitCertificateVerify {
     fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
         let cv: CertificateVerify = msg.decode(HandshakeType::CERTIFICATE_VERIFY)?;
-        if !self.keys.config.verifier.supported_schemes().contains(&cv.scheme) {
-            return Err(Error::illegal("CertificateVerify uses a scheme we did not offer"));
+        if !self
+            .keys
+            .config
+            .verifier
+            .supported_schemes()
+            .contains(&cv.scheme)
+        {
+            return Err(Error::illegal(
+                "CertificateVerify uses a scheme we did not offer",
+            ));
         }
         let hash = self.keys.transcript.current();
         let content = signed_content(Side::Server, hash.as_bytes());
@@ -458,7 +497,15 @@ pub struct WaitFinished {
 impl WaitFinished {
     fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
         msg.expect(HandshakeType::FINISHED)?;
-        let Keys { config, suite, mut transcript, hs, client_hs, server_hs, .. } = self.keys;
+        let Keys {
+            config,
+            suite,
+            mut transcript,
+            hs,
+            client_hs,
+            server_hs,
+            ..
+        } = self.keys;
         let alg = suite.hash;
         check_finished(alg, &server_hs, transcript.current().as_bytes(), msg.body)?;
         transcript.add(msg.raw);
@@ -536,7 +583,9 @@ fn handle_post_handshake(core: &mut Core, msg: &Message<'_>) -> Result<ClientSta
 
 fn store_ticket(core: &mut Core, nst: NewSessionTicket13) -> Result<()> {
     let Some(t) = &core.traffic else {
-        return Err(Error::unexpected("NewSessionTicket before the handshake completed"));
+        return Err(Error::unexpected(
+            "NewSessionTicket before the handshake completed",
+        ));
     };
     // RFC 8446 §4.6.1: lifetime over seven days is a protocol error.
     if nst.lifetime > 604_800 {

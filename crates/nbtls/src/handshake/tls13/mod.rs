@@ -129,19 +129,24 @@ impl Core {
     pub fn send_ccs_once(&mut self) -> Result<()> {
         if !self.ccs_sent {
             self.ccs_sent = true;
-            self.record.seal(ContentType::CHANGE_CIPHER_SPEC, &[1], self.out.buf_mut())?;
+            self.record
+                .seal(ContentType::CHANGE_CIPHER_SPEC, &[1], self.out.buf_mut())?;
             self.out.commit(0);
         }
         Ok(())
     }
 
     pub fn set_read_secret(&mut self, suite: &Tls13Suite, secret: &Secret) {
-        self.record.set_read_key(RecordKey::from_traffic_secret(suite.aead, suite.hash, secret));
+        self.record.set_read_key(RecordKey::from_traffic_secret(
+            suite.aead, suite.hash, secret,
+        ));
         self.read_key_epoch += 1;
     }
 
     pub fn set_write_secret(&mut self, suite: &Tls13Suite, secret: &Secret) {
-        self.record.set_write_key(RecordKey::from_traffic_secret(suite.aead, suite.hash, secret));
+        self.record.set_write_key(RecordKey::from_traffic_secret(
+            suite.aead, suite.hash, secret,
+        ));
     }
 
     pub fn log_secret(&self, label: &str, secret: &Secret) {
@@ -158,7 +163,8 @@ impl Core {
         let req = if request_peer { 1 } else { 0 };
         let mut msg = Vec::with_capacity(5);
         put_handshake(&mut msg, HandshakeType::KEY_UPDATE, |o| o.push(req));
-        self.record.seal(ContentType::HANDSHAKE, &msg, self.out.buf_mut())?;
+        self.record
+            .seal(ContentType::HANDSHAKE, &msg, self.out.buf_mut())?;
         self.out.commit(0);
         let suite = t.suite;
         let mine = match self.side {
@@ -231,7 +237,10 @@ pub fn certificate_message(context: &[u8], chain: &[CertificateDer<'static>]) ->
         context: context.to_vec(),
         entries: chain
             .iter()
-            .map(|c| CertificateEntry { cert: c.as_ref().to_vec(), extensions: Vec::new() })
+            .map(|c| CertificateEntry {
+                cert: c.as_ref().to_vec(),
+                extensions: Vec::new(),
+            })
             .collect(),
     };
     let mut out = Vec::new();
@@ -241,14 +250,21 @@ pub fn certificate_message(context: &[u8], chain: &[CertificateDer<'static>]) ->
 
 /// Converts a received Certificate into DER certificates, enforcing the
 /// chain-length limit.
-pub fn received_chain(cert: Certificate13, limits: &Limits) -> Result<Vec<CertificateDer<'static>>> {
+pub fn received_chain(
+    cert: Certificate13,
+    limits: &Limits,
+) -> Result<Vec<CertificateDer<'static>>> {
     if cert.entries.len() > limits.max_certificate_chain {
         return Err(Error::LimitExceeded {
             alert: crate::codec::AlertDescription::BAD_CERTIFICATE,
             limit: "certificate chain length",
         });
     }
-    Ok(cert.entries.into_iter().map(|e| CertificateDer::from(e.cert)).collect())
+    Ok(cert
+        .entries
+        .into_iter()
+        .map(|e| CertificateDer::from(e.cert))
+        .collect())
 }
 
 /// The content signed by CertificateVerify (RFC 8446 §4.4.3).
@@ -279,12 +295,19 @@ pub fn certificate_verify_message(scheme: SignatureScheme, signature: &[u8]) -> 
 pub fn finished_message(alg: HashAlg, base_key: &Secret, transcript_hash: &[u8]) -> Vec<u8> {
     let vd = key_schedule::finished_verify_data(alg, base_key, transcript_hash);
     let mut out = Vec::new();
-    put_handshake(&mut out, HandshakeType::FINISHED, |o| o.extend_from_slice(vd.as_bytes()));
+    put_handshake(&mut out, HandshakeType::FINISHED, |o| {
+        o.extend_from_slice(vd.as_bytes())
+    });
     out
 }
 
 /// Checks a received Finished (constant time).
-pub fn check_finished(alg: HashAlg, base_key: &Secret, transcript_hash: &[u8], body: &[u8]) -> Result<()> {
+pub fn check_finished(
+    alg: HashAlg,
+    base_key: &Secret,
+    transcript_hash: &[u8],
+    body: &[u8],
+) -> Result<()> {
     if body.len() != alg.output_len() {
         return Err(Error::decode("Finished has the wrong length"));
     }

@@ -10,8 +10,8 @@ use super::{
 };
 use crate::codec::{
     put_handshake, AlertDescription, CertReqExtension, CertificateRequest13, CertificateVerify,
-    ClientHello, Codec, EncryptedExtensions, HandshakeType, KeyShareEntry, NamedGroup, ProtocolVersion, ServerExtension,
-    ServerHello, SignatureScheme, HRR_RANDOM,
+    ClientHello, Codec, EncryptedExtensions, HandshakeType, KeyShareEntry, NamedGroup,
+    ProtocolVersion, ServerExtension, ServerHello, SignatureScheme, HRR_RANDOM,
 };
 use crate::config::{ClientAuth, ServerConfig};
 use crate::crypto::key_schedule::{EarlySecret, MasterSecret};
@@ -46,7 +46,7 @@ impl ServerState {
 
     pub fn handle(self, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
         match self {
-            ServerState::WaitClientHello(s) => s.handle(core, msg),
+            ServerState::WaitClientHello(s) => (*s).handle(core, msg),
             ServerState::Paused(_) => Err(Error::internal("message while paused")),
             ServerState::WaitClientCertificate(s) => s.handle(core, msg),
             ServerState::WaitClientCertificateVerify(s) => s.handle(core, msg),
@@ -92,7 +92,9 @@ impl ServerState {
                 n.config = config;
                 Ok(())
             }
-            _ => Err(Error::InvalidRequest("the handshake is not paused after a ClientHello")),
+            _ => Err(Error::InvalidRequest(
+                "the handshake is not paused after a ClientHello",
+            )),
         }
     }
 }
@@ -110,7 +112,7 @@ pub struct WaitClientHello {
 }
 
 impl WaitClientHello {
-    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
+    fn handle(mut self, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
         let hello: ClientHello = msg.decode(HandshakeType::CLIENT_HELLO)?;
         let versions = hello.supported_versions().unwrap_or(&[]);
         if !versions.contains(&ProtocolVersion::TLS1_3) {
@@ -120,7 +122,9 @@ impl WaitClientHello {
             ));
         }
         if hello.compression_methods != [0] {
-            return Err(Error::illegal("TLS 1.3 ClientHello must offer only null compression"));
+            return Err(Error::illegal(
+                "TLS 1.3 ClientHello must offer only null compression",
+            ));
         }
         self.transcript.add(msg.raw);
         if let Some(retry) = &self.retry {
@@ -151,10 +155,14 @@ impl WaitClientHello {
 fn check_second_hello(hello: &ClientHello, retry: &Retry) -> Result<()> {
     let shares = hello.key_shares().unwrap_or(&[]);
     if shares.len() != 1 || shares[0].group != retry.group {
-        return Err(Error::illegal("second ClientHello must share exactly the requested group"));
+        return Err(Error::illegal(
+            "second ClientHello must share exactly the requested group",
+        ));
     }
     if !hello.cipher_suites.contains(&retry.suite.suite) {
-        return Err(Error::illegal("second ClientHello dropped the selected suite"));
+        return Err(Error::illegal(
+            "second ClientHello dropped the selected suite",
+        ));
     }
     if hello.early_data() {
         return Err(Error::illegal("early_data after HelloRetryRequest"));
@@ -181,10 +189,16 @@ impl Negotiating {
             .find(|s| hello.cipher_suites.contains(&s.suite))
             .copied()
             .ok_or_else(|| {
-                Error::protocol(AlertDescription::HANDSHAKE_FAILURE, "no cipher suite in common")
+                Error::protocol(
+                    AlertDescription::HANDSHAKE_FAILURE,
+                    "no cipher suite in common",
+                )
             })?;
         let schemes = hello.signature_algorithms().ok_or_else(|| {
-            Error::protocol(AlertDescription::MISSING_EXTENSION, "no signature_algorithms")
+            Error::protocol(
+                AlertDescription::MISSING_EXTENSION,
+                "no signature_algorithms",
+            )
         })?;
         let (Some(groups), Some(shares)) = (hello.supported_groups(), hello.key_shares()) else {
             return Err(Error::protocol(
@@ -194,7 +208,9 @@ impl Negotiating {
         };
         for (i, s) in shares.iter().enumerate() {
             if !groups.contains(&s.group) || shares[..i].iter().any(|o| o.group == s.group) {
-                return Err(Error::illegal("key_share group not in supported_groups, or repeated"));
+                return Err(Error::illegal(
+                    "key_share group not in supported_groups, or repeated",
+                ));
             }
         }
         // Our preference among groups the client sent a share for; else
@@ -224,10 +240,16 @@ impl Negotiating {
             tls13: true,
         };
         let cert = config.certs.resolve(&info).ok_or_else(|| {
-            Error::protocol(AlertDescription::HANDSHAKE_FAILURE, "no certificate for this client")
+            Error::protocol(
+                AlertDescription::HANDSHAKE_FAILURE,
+                "no certificate for this client",
+            )
         })?;
         let scheme = cert.key.choose_scheme(schemes, true).ok_or_else(|| {
-            Error::protocol(AlertDescription::HANDSHAKE_FAILURE, "no signature scheme in common")
+            Error::protocol(
+                AlertDescription::HANDSHAKE_FAILURE,
+                "no signature scheme in common",
+            )
         })?;
         let peer_limit = match hello.record_size_limit() {
             Some(l) if l < 64 => return Err(Error::illegal("record_size_limit below 64")),
@@ -244,7 +266,10 @@ impl Negotiating {
             compression_method: 0,
             extensions: vec![
                 ServerExtension::SupportedVersion(ProtocolVersion::TLS1_3),
-                ServerExtension::KeyShare(KeyShareEntry { group: share.group, payload: server_share }),
+                ServerExtension::KeyShare(KeyShareEntry {
+                    group: share.group,
+                    payload: server_share,
+                }),
             ],
         };
         let mut msg = Vec::new();
@@ -287,7 +312,9 @@ impl Negotiating {
         }
         let ee = EncryptedExtensions { extensions: ee_ext };
         let mut msg = Vec::new();
-        put_handshake(&mut msg, HandshakeType::ENCRYPTED_EXTENSIONS, |o| ee.encode(o));
+        put_handshake(&mut msg, HandshakeType::ENCRYPTED_EXTENSIONS, |o| {
+            ee.encode(o)
+        });
         self.transcript.add(&msg);
         core.send_handshake(&msg)?;
         if let Some(l) = peer_limit {
@@ -302,15 +329,21 @@ impl Negotiating {
             (mode, Some(v)) => Some((mode, v.clone())),
         };
         if let Some((_, v)) = &verifier {
-            let mut extensions =
-                vec![CertReqExtension::SignatureAlgorithms(v.supported_schemes().to_vec())];
+            let mut extensions = vec![CertReqExtension::SignatureAlgorithms(
+                v.supported_schemes().to_vec(),
+            )];
             let hints = v.root_hint_subjects();
             if !hints.is_empty() {
                 extensions.push(CertReqExtension::CertificateAuthorities(hints));
             }
-            let req = CertificateRequest13 { context: Vec::new(), extensions };
+            let req = CertificateRequest13 {
+                context: Vec::new(),
+                extensions,
+            };
             let mut cr = Vec::new();
-            put_handshake(&mut cr, HandshakeType::CERTIFICATE_REQUEST, |o| req.encode(o));
+            put_handshake(&mut cr, HandshakeType::CERTIFICATE_REQUEST, |o| {
+                req.encode(o)
+            });
             self.transcript.add(&cr);
             core.send_handshake(&cr)?;
         }
@@ -340,10 +373,12 @@ impl Negotiating {
             exporter,
         };
         Ok(match verifier {
-            Some((mode, _)) => ServerState::WaitClientCertificate(Box::new(WaitClientCertificate {
-                keys,
-                required: mode == ClientAuth::Require,
-            })),
+            Some((mode, _)) => {
+                ServerState::WaitClientCertificate(Box::new(WaitClientCertificate {
+                    keys,
+                    required: mode == ClientAuth::Require,
+                }))
+            }
             None => ServerState::WaitClientFinished(Box::new(WaitClientFinished { keys })),
         })
     }
@@ -387,7 +422,9 @@ impl Negotiating {
 /// RFC 7301 §3.2: the first of our protocols the client offers; none in
 /// common is fatal.
 fn choose_alpn(ours: &[Vec<u8>], theirs: Option<&[Vec<u8>]>) -> Result<Option<Vec<u8>>> {
-    let Some(theirs) = theirs else { return Ok(None) };
+    let Some(theirs) = theirs else {
+        return Ok(None);
+    };
     if ours.is_empty() {
         return Ok(None);
     }
@@ -447,19 +484,21 @@ impl WaitClientCertificate {
                     "client sent no certificate",
                 ));
             }
-            return Ok(ServerState::WaitClientFinished(Box::new(WaitClientFinished {
-                keys: self.keys,
-            })));
+            return Ok(ServerState::WaitClientFinished(Box::new(
+                WaitClientFinished { keys: self.keys },
+            )));
         };
         let Some(verifier) = &self.keys.config.client_verifier else {
             return Err(Error::internal("client certificate without a verifier"));
         };
         let now = self.keys.config.common.time.unix_time();
         verifier.verify_client_cert(leaf, rest, now)?;
-        Ok(ServerState::WaitClientCertificateVerify(Box::new(WaitClientCertificateVerify {
-            keys: self.keys,
-            chain,
-        })))
+        Ok(ServerState::WaitClientCertificateVerify(Box::new(
+            WaitClientCertificateVerify {
+                keys: self.keys,
+                chain,
+            },
+        )))
     }
 }
 
@@ -475,7 +514,9 @@ impl WaitClientCertificateVerify {
             return Err(Error::internal("client certificate without a verifier"));
         };
         if !verifier.supported_schemes().contains(&cv.scheme) {
-            return Err(Error::illegal("client CertificateVerify uses a scheme we did not offer"));
+            return Err(Error::illegal(
+                "client CertificateVerify uses a scheme we did not offer",
+            ));
         }
         let content = signed_content(Side::Client, self.keys.transcript.current().as_bytes());
         verifier.verify_tls13_signature(cv.scheme, &self.chain[0], &content, &cv.signature)?;
@@ -485,7 +526,9 @@ impl WaitClientCertificateVerify {
             core.info.peer_certificates = self.chain;
         }
         self.keys.transcript.add(msg.raw);
-        Ok(ServerState::WaitClientFinished(Box::new(WaitClientFinished { keys: self.keys })))
+        Ok(ServerState::WaitClientFinished(Box::new(
+            WaitClientFinished { keys: self.keys },
+        )))
     }
 }
 
@@ -496,9 +539,22 @@ pub struct WaitClientFinished {
 impl WaitClientFinished {
     fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
         msg.expect(HandshakeType::FINISHED)?;
-        let Keys { suite, mut transcript, master, client_hs, client_ap, server_ap, exporter, .. } =
-            self.keys;
-        check_finished(suite.hash, &client_hs, transcript.current().as_bytes(), msg.body)?;
+        let Keys {
+            suite,
+            mut transcript,
+            master,
+            client_hs,
+            client_ap,
+            server_ap,
+            exporter,
+            ..
+        } = self.keys;
+        check_finished(
+            suite.hash,
+            &client_hs,
+            transcript.current().as_bytes(),
+            msg.body,
+        )?;
         transcript.add(msg.raw);
         core.ccs_allowed = false;
         core.early_data_skip = None;
