@@ -69,6 +69,7 @@ impl Engine {
         let common = config.common.clone();
         let mut core = Core::new(Side::Client, common.limits.clone(), common.key_log.clone());
         let st = ClientState::start(&mut core, config, server_name)?;
+        core.flush_handshake()?;
         Ok(Self::new(core, Machine::Client(st), common))
     }
 
@@ -159,7 +160,10 @@ impl Engine {
     pub fn resume(&mut self) -> Result<()> {
         self.check()?;
         if let Machine::Server(s) = std::mem::replace(&mut self.machine, Machine::Gone) {
-            match s.resume(&mut self.core) {
+            match s.resume(&mut self.core).and_then(|next| {
+                self.core.flush_handshake()?;
+                Ok(next)
+            }) {
                 Ok(next) => self.machine = Machine::Server(next),
                 Err(e) => return Err(self.fail(e)),
             }
@@ -416,7 +420,7 @@ impl Engine {
             Machine::Server(s) => Machine::Server(s.handle(&mut self.core, &msg)?),
             Machine::Gone => return Err(Error::internal("no handshake state")),
         };
-        Ok(())
+        self.core.flush_handshake()
     }
 
     /// RFC 8446 §4.6.3.

@@ -33,6 +33,9 @@ impl InBuf {
     /// `filled` must follow with the count actually written.
     pub fn space(&mut self, n: usize) -> &mut [u8] {
         self.compact();
+        if self.buf.capacity() == 0 {
+            self.buf = super::pool::take();
+        }
         let len = self.buf.len();
         self.buf.resize(len + n, 0);
         &mut self.buf[len..]
@@ -84,7 +87,7 @@ impl InBuf {
     /// connection holds no record buffer.
     pub fn release_if_idle(&mut self) {
         if self.plain.is_empty() && self.unread == self.buf.len() {
-            self.buf = Vec::new();
+            super::pool::give(std::mem::take(&mut self.buf));
             self.unread = 0;
         }
     }
@@ -128,6 +131,9 @@ impl OutQueue {
 
     /// The buffer to append a record to; `commit` must follow.
     pub fn buf_mut(&mut self) -> &mut Vec<u8> {
+        if self.buf.capacity() == 0 {
+            self.buf = super::pool::take();
+        }
         &mut self.buf
     }
 
@@ -151,12 +157,9 @@ impl OutQueue {
             self.records.pop_front();
         }
         if self.is_empty() {
-            self.buf.clear();
             self.records.clear();
             self.sent = 0;
-            if self.buf.capacity() > 64 * 1024 {
-                self.buf = Vec::new();
-            }
+            super::pool::give(std::mem::take(&mut self.buf));
         }
     }
 
@@ -183,7 +186,7 @@ impl OutQueue {
 
     pub fn release_if_idle(&mut self) {
         if self.is_empty() {
-            self.buf = Vec::new();
+            super::pool::give(std::mem::take(&mut self.buf));
         }
     }
 

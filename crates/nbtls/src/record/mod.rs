@@ -1,6 +1,7 @@
 //! Record protection and framing. Knows records, not handshake states.
 
 pub mod buffer;
+pub mod pool;
 pub mod tls;
 
 pub use buffer::{InBuf, OutQueue};

@@ -231,7 +231,7 @@ impl WaitServerHello {
         if self.config.middlebox_compat {
             core.send_ccs_once()?;
         }
-        core.set_write_secret(suite, &client_hs);
+        core.set_write_secret(suite, &client_hs)?;
         core.ccs_allowed = true;
         Ok(ClientState::WaitEncryptedExtensions(Box::new(
             WaitEncryptedExtensions {
@@ -526,7 +526,7 @@ impl WaitFinished {
         let fin = finished_message(alg, &client_hs, transcript.current().as_bytes());
         transcript.add(&fin);
         core.send_handshake(&fin)?;
-        core.set_write_secret(suite, &client_ap);
+        core.set_write_secret(suite, &client_ap)?;
         let resumption = master.resumption_master_secret(transcript.current().as_bytes());
         core.traffic = Some(TrafficSecrets {
             suite,

@@ -89,6 +89,9 @@ pub struct Core {
     pub tickets: Vec<StoredTicket>,
     /// A compatibility CCS was already sent.
     pub ccs_sent: bool,
+    /// Handshake messages queued under the current write key, sealed
+    /// together into as few records as possible.
+    hs_pending: Vec<u8>,
 }
 
 impl Core {
@@ -107,18 +110,26 @@ impl Core {
             early_data_skip: None,
             tickets: Vec::new(),
             ccs_sent: false,
+            hs_pending: Vec::new(),
         }
     }
 
-    /// Queues a handshake message, split into records as needed.
+    /// Queues a handshake message; `flush_handshake` seals the queue.
     pub fn send_handshake(&mut self, msg: &[u8]) -> Result<()> {
-        self.send_fragmented(ContentType::HANDSHAKE, msg)
+        self.hs_pending.extend_from_slice(msg);
+        Ok(())
     }
 
-    fn send_fragmented(&mut self, typ: ContentType, data: &[u8]) -> Result<()> {
+    /// Seals queued handshake messages into records under the current
+    /// write key. Runs before every key change and at the end of a flight.
+    pub fn flush_handshake(&mut self) -> Result<()> {
+        if self.hs_pending.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::take(&mut self.hs_pending);
         let frag = self.record.send_fragment.max(1);
         for chunk in data.chunks(frag) {
-            self.record.seal(typ, chunk, self.out.buf_mut())?;
+            self.record.seal(ContentType::HANDSHAKE, chunk, self.out.buf_mut())?;
             self.out.commit(0);
         }
         Ok(())
@@ -128,6 +139,7 @@ impl Core {
     /// protected handshake record.
     pub fn send_ccs_once(&mut self) -> Result<()> {
         if !self.ccs_sent {
+            self.flush_handshake()?;
             self.ccs_sent = true;
             self.record
                 .seal(ContentType::CHANGE_CIPHER_SPEC, &[1], self.out.buf_mut())?;
@@ -143,10 +155,12 @@ impl Core {
         self.read_key_epoch += 1;
     }
 
-    pub fn set_write_secret(&mut self, suite: &Tls13Suite, secret: &Secret) {
+    pub fn set_write_secret(&mut self, suite: &Tls13Suite, secret: &Secret) -> Result<()> {
+        self.flush_handshake()?;
         self.record.set_write_key(RecordKey::from_traffic_secret(
             suite.aead, suite.hash, secret,
         ));
+        Ok(())
     }
 
     pub fn log_secret(&self, label: &str, secret: &Secret) {

@@ -292,7 +292,7 @@ impl Negotiating {
         let (client_hs, server_hs) = hs.traffic_secrets(self.transcript.current().as_bytes());
         core.log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", &client_hs);
         core.log_secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", &server_hs);
-        core.set_write_secret(suite, &server_hs);
+        core.set_write_secret(suite, &server_hs)?;
         core.set_read_secret(suite, &client_hs);
         // The client's CCS may follow its ClientHello whether or not it
         // sent a session id; accept it until its Finished.
@@ -360,7 +360,7 @@ impl Negotiating {
         core.log_secret("CLIENT_TRAFFIC_SECRET_0", &client_ap);
         core.log_secret("SERVER_TRAFFIC_SECRET_0", &server_ap);
         core.log_secret("EXPORTER_SECRET", &exporter);
-        core.set_write_secret(suite, &server_ap);
+        core.set_write_secret(suite, &server_ap)?;
 
         let keys = Keys {
             config,
