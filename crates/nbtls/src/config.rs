@@ -156,6 +156,9 @@ pub(crate) struct Common {
     pub handshake_timeout: Option<Duration>,
     pub bye_timeout: Duration,
     pub keep_peer_certificates: bool,
+    /// Records sealed under one key before an automatic KeyUpdate (capped
+    /// by the AEAD's confidentiality limit, RFC 8446 §5.5).
+    pub key_update_after: u64,
 }
 
 impl Default for Common {
@@ -178,6 +181,7 @@ impl Default for Common {
             handshake_timeout: None,
             bye_timeout: Duration::from_secs(10),
             keep_peer_certificates: true,
+            key_update_after: u64::MAX,
         }
     }
 }
@@ -298,6 +302,16 @@ macro_rules! common_setters {
         pub fn bye_timeout(mut self, timeout: Duration) -> Self {
             self.common.bye_timeout = timeout;
             self
+        }
+
+        /// Send a KeyUpdate after this many records under one key (default:
+        /// the AEAD's usage limit, 2^24 records for AES-GCM).
+        pub fn key_update_after(mut self, records: u64) -> Result<Self> {
+            if records == 0 {
+                return Err(Error::config("key_update_after must be at least 1"));
+            }
+            self.common.key_update_after = records;
+            Ok(self)
         }
 
         /// Keep the peer's certificate chain after the handshake (default on).

@@ -495,11 +495,12 @@ impl Engine {
 
     /// Queues owed or due KeyUpdates before an application record.
     fn before_app_record(&mut self) -> Result<()> {
-        let due = self
-            .core
-            .record
-            .write_alg()
-            .is_some_and(|alg| self.core.record.write_seq() >= alg.confidentiality_limit());
+        let due = self.core.record.write_alg().is_some_and(|alg| {
+            let limit = alg
+                .confidentiality_limit()
+                .min(self.common.key_update_after);
+            self.core.record.write_seq() >= limit
+        });
         if self.owe_key_update || due {
             self.owe_key_update = false;
             if let Err(e) = self.core.send_key_update(false) {

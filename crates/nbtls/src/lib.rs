@@ -26,3 +26,8 @@ pub use handshake::tls13::SessionInfo;
 pub use session::{Direction, Flags, Session, Shutdown};
 pub use transport::{FnTransport, IoTransport, MemoryTransport, Transport};
 pub use x509::{CertStore, CertifiedKey, TrustAnchors};
+
+/// The README's examples compile as doc tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

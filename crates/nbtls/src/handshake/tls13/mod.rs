@@ -44,6 +44,10 @@ pub struct SessionInfo {
     pub peer_record_size_limit: Option<u16>,
     /// The client presented a certificate (server side), or we did (client side).
     pub client_authenticated: bool,
+    /// KeyUpdates we sent (on request, answering the peer, or automatic).
+    pub key_updates_sent: u64,
+    /// KeyUpdates the peer sent.
+    pub key_updates_received: u64,
 }
 
 /// Application traffic secrets, kept for KeyUpdate and the exporter.
@@ -129,7 +133,8 @@ impl Core {
         let data = std::mem::take(&mut self.hs_pending);
         let frag = self.record.send_fragment.max(1);
         for chunk in data.chunks(frag) {
-            self.record.seal(ContentType::HANDSHAKE, chunk, self.out.buf_mut())?;
+            self.record
+                .seal(ContentType::HANDSHAKE, chunk, self.out.buf_mut())?;
             self.out.commit(0);
         }
         Ok(())
@@ -188,6 +193,7 @@ impl Core {
         *mine = key_schedule::next_traffic_secret(suite.hash, mine);
         let key = RecordKey::from_traffic_secret(suite.aead, suite.hash, mine);
         self.record.set_write_key(key);
+        self.info.key_updates_sent += 1;
         Ok(())
     }
 
@@ -205,6 +211,7 @@ impl Core {
         let key = RecordKey::from_traffic_secret(suite.aead, suite.hash, theirs);
         self.record.set_read_key(key);
         self.read_key_epoch += 1;
+        self.info.key_updates_received += 1;
         Ok(())
     }
 }
