@@ -44,6 +44,7 @@ mod tests {
         let b = take();
         let ptr = b.as_ptr();
         give(b);
-        assert_eq!(take().as_ptr(), ptr);
+        let again = take();
+        assert_eq!(again.as_ptr(), ptr);
     }
 }
