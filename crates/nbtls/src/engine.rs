@@ -261,7 +261,7 @@ impl Engine {
             let body = self.inbuf.bytes_mut(body_range.clone());
             self.core.record.open(&header, &hdr, body)
         };
-        let (typ, len) = match opened {
+        let (typ, plain) = match opened {
             Ok(v) => v,
             // Early data we refused is skipped, within a budget (RFC 8446
             // §4.2.10): records that do not open under the handshake key,
@@ -281,7 +281,7 @@ impl Engine {
         if hdr.typ == ContentType::APPLICATION_DATA {
             self.core.early_data_skip = None;
         }
-        self.handle_plaintext(typ, body_range.start..body_range.start + len)
+        self.handle_plaintext(typ, body_range.start + plain.start..body_range.start + plain.end)
     }
 
     fn handle_plaintext(

@@ -8,8 +8,13 @@ use crate::error::{Error, Result};
 pub const HEADER_LEN: usize = 5;
 /// Largest plaintext fragment (2^14).
 pub const MAX_PLAINTEXT: usize = 16384;
-/// Largest TLSCiphertext body accepted (2^14 + 256, RFC 8446 §5.2).
+/// Largest TLSCiphertext body accepted: 2^14 + 256 in TLS 1.3 (RFC 8446
+/// §5.2); TLS 1.2 allows 2^14 + 2048 (RFC 5246 §6.2.3), but its AEAD
+/// suites never need more than 2^14 + 24, so the 1.3 bound serves both.
 pub const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + 256;
+
+/// Bytes of explicit nonce a TLS 1.2 AES-GCM record carries (RFC 5288 §3).
+const EXPLICIT_NONCE_LEN: usize = 8;
 
 /// A record header as received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +55,24 @@ impl RecordHeader {
     }
 }
 
+/// How records are protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protection {
+    /// RFC 8446 §5.2: inner content type, nonce = IV XOR seq.
+    Tls13,
+    /// RFC 5246 §6.2.3.3 with an 8-byte explicit nonce (AES-GCM; the key's
+    /// IV is the 4-byte salt followed by zeros, so its nonce for `seq` is
+    /// salt ‖ seq).
+    Tls12ExplicitNonce,
+    /// RFC 7905: ChaCha20-Poly1305, nonce = IV XOR seq, no explicit part.
+    Tls12,
+}
+
 /// One direction's protection state.
 struct Direction {
     key: RecordKey,
     seq: u64,
+    mode: Protection,
 }
 
 /// TLS record protection for both directions.
@@ -79,11 +98,19 @@ impl RecordLayer {
     }
 
     pub fn set_read_key(&mut self, key: RecordKey) {
-        self.read = Some(Direction { key, seq: 0 });
+        self.set_read(key, Protection::Tls13);
     }
 
     pub fn set_write_key(&mut self, key: RecordKey) {
-        self.write = Some(Direction { key, seq: 0 });
+        self.set_write(key, Protection::Tls13);
+    }
+
+    pub fn set_read(&mut self, key: RecordKey, mode: Protection) {
+        self.read = Some(Direction { key, seq: 0, mode });
+    }
+
+    pub fn set_write(&mut self, key: RecordKey, mode: Protection) {
+        self.write = Some(Direction { key, seq: 0, mode });
     }
 
     pub fn is_reading_encrypted(&self) -> bool {
@@ -106,10 +133,11 @@ impl RecordLayer {
     /// Bytes a record adds to `n` bytes of plaintext when sealed now.
     pub fn overhead(&self) -> usize {
         HEADER_LEN
-            + if self.write.is_some() {
-                1 + AeadAlg::TAG_LEN
-            } else {
-                0
+            + match self.write.as_ref().map(|d| d.mode) {
+                None => 0,
+                Some(Protection::Tls13) => 1 + AeadAlg::TAG_LEN,
+                Some(Protection::Tls12) => AeadAlg::TAG_LEN,
+                Some(Protection::Tls12ExplicitNonce) => EXPLICIT_NONCE_LEN + AeadAlg::TAG_LEN,
             }
     }
 
@@ -124,6 +152,27 @@ impl RecordLayer {
                 out.extend_from_slice(&ProtocolVersion::TLS1_2.0.to_be_bytes());
                 out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
                 out.extend_from_slice(payload);
+            }
+            Some(dir) if dir.mode != Protection::Tls13 => {
+                if dir.seq == u64::MAX {
+                    return Err(Error::internal("write sequence number exhausted"));
+                }
+                let explicit = dir.mode == Protection::Tls12ExplicitNonce;
+                let body_len = payload.len()
+                    + AeadAlg::TAG_LEN
+                    + if explicit { EXPLICIT_NONCE_LEN } else { 0 };
+                out.push(typ.0);
+                out.extend_from_slice(&ProtocolVersion::TLS1_2.0.to_be_bytes());
+                out.extend_from_slice(&(body_len as u16).to_be_bytes());
+                if explicit {
+                    out.extend_from_slice(&dir.seq.to_be_bytes());
+                }
+                let at = out.len();
+                out.extend_from_slice(payload);
+                let aad = tls12_aad(dir.seq, typ, payload.len());
+                let tag = dir.key.seal(dir.seq, &aad, &mut out[at..]);
+                out.extend_from_slice(&tag);
+                dir.seq += 1;
             }
             Some(dir) => {
                 // RFC 8446 §5.3: the sequence number must never wrap; the
@@ -148,14 +197,17 @@ impl RecordLayer {
     }
 
     /// Opens a received record in place. `header` is the record's five
-    /// header bytes, `body` its body. Returns the real content type and the
-    /// plaintext length (the plaintext is `body[..len]`).
+    /// header bytes, `body` its body. Returns the real content type and
+    /// where in `body` the plaintext now is.
     pub fn open(
         &mut self,
         header: &[u8; HEADER_LEN],
         hdr: &RecordHeader,
         body: &mut [u8],
-    ) -> Result<(ContentType, usize)> {
+    ) -> Result<(ContentType, std::ops::Range<usize>)> {
+        if let Some(dir) = self.read.as_mut().filter(|d| d.mode != Protection::Tls13) {
+            return open_tls12(dir, hdr, body);
+        }
         // A change_cipher_spec record is never protected (RFC 8446 §5).
         let dir = match &mut self.read {
             Some(dir) if hdr.typ != ContentType::CHANGE_CIPHER_SPEC => dir,
@@ -169,7 +221,7 @@ impl RecordLayer {
                 if hdr.typ == ContentType::APPLICATION_DATA {
                     return Err(Error::unexpected("application data before keys were set"));
                 }
-                return Ok((hdr.typ, body.len()));
+                return Ok((hdr.typ, 0..body.len()));
             }
         };
         if hdr.typ != ContentType::APPLICATION_DATA {
@@ -198,6 +250,45 @@ impl RecordLayer {
                 "decrypted record too long",
             ));
         }
-        Ok((ContentType(body[pos]), pos))
+        Ok((ContentType(body[pos]), 0..pos))
     }
+}
+
+/// TLS 1.2 additional data: seq ‖ type ‖ version ‖ plaintext length.
+fn tls12_aad(seq: u64, typ: ContentType, len: usize) -> [u8; 13] {
+    let mut aad = [0u8; 13];
+    aad[..8].copy_from_slice(&seq.to_be_bytes());
+    aad[8] = typ.0;
+    aad[9..11].copy_from_slice(&ProtocolVersion::TLS1_2.0.to_be_bytes());
+    aad[11..].copy_from_slice(&(len as u16).to_be_bytes());
+    aad
+}
+
+fn open_tls12(
+    dir: &mut Direction,
+    hdr: &RecordHeader,
+    body: &mut [u8],
+) -> Result<(ContentType, std::ops::Range<usize>)> {
+    let bad_mac = || Error::protocol(AlertDescription::BAD_RECORD_MAC, "record authentication failed");
+    let explicit = dir.mode == Protection::Tls12ExplicitNonce;
+    let start = if explicit { EXPLICIT_NONCE_LEN } else { 0 };
+    if body.len() < start + AeadAlg::TAG_LEN {
+        return Err(bad_mac());
+    }
+    let plain_len = body.len() - start - AeadAlg::TAG_LEN;
+    if plain_len > MAX_PLAINTEXT {
+        return Err(Error::protocol(AlertDescription::RECORD_OVERFLOW, "record too long"));
+    }
+    // AES-GCM: the nonce's explicit part is what the sender put on the wire.
+    let nonce_seq = if explicit {
+        let mut e = [0u8; 8];
+        e.copy_from_slice(&body[..EXPLICIT_NONCE_LEN]);
+        u64::from_be_bytes(e)
+    } else {
+        dir.seq
+    };
+    let aad = tls12_aad(dir.seq, hdr.typ, plain_len);
+    let n = dir.key.open(nonce_seq, &aad, &mut body[start..]).map_err(|()| bad_mac())?;
+    dir.seq += 1;
+    Ok((hdr.typ, start..start + n))
 }
