@@ -51,7 +51,8 @@ pub fn parse_suite(s: &str) -> Result<CipherSuite, Error> {
 pub fn parse_version(s: &str) -> Result<ProtocolVersion, Error> {
     Ok(match s.to_ascii_lowercase().as_str() {
         "tls1.3" | "tls13" | "1.3" => ProtocolVersion::TLS1_3,
-        _ => return Err(format!("unsupported protocol {s:?} (this build speaks tls1.3)").into()),
+        "tls1.2" | "tls12" | "1.2" => ProtocolVersion::TLS1_2,
+        _ => return Err(format!("unsupported protocol {s:?} (tls1.3, tls1.2)").into()),
     })
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rustls_pki_types::UnixTime;
 
 use crate::codec::{NamedGroup, ProtocolVersion};
-use crate::crypto::{Tls13Suite, TLS13_SUITES};
+use crate::crypto::{Tls12Suite, Tls13Suite, TLS12_SUITES, TLS13_SUITES};
 use crate::error::{Error, Result};
 use crate::x509::{
     CertifiedKey, ClientCertVerifier, NoServerVerification, ResolvesServerCert, ServerCertVerifier,
@@ -145,6 +145,9 @@ pub enum ClientAuth {
 #[derive(Clone)]
 pub(crate) struct Common {
     pub suites: Vec<&'static Tls13Suite>,
+    pub suites12: Vec<&'static Tls12Suite>,
+    /// Refuse TLS 1.2 peers without Extended Master Secret (RFC 7627).
+    pub require_ems: bool,
     pub groups: Vec<NamedGroup>,
     pub versions: Vec<ProtocolVersion>,
     pub alpn: Vec<Vec<u8>>,
@@ -165,13 +168,15 @@ impl Default for Common {
     fn default() -> Self {
         Common {
             suites: TLS13_SUITES.to_vec(),
+            suites12: TLS12_SUITES.to_vec(),
+            require_ems: false,
             groups: vec![
                 NamedGroup::X25519MLKEM768,
                 NamedGroup::X25519,
                 NamedGroup::SECP256R1,
                 NamedGroup::SECP384R1,
             ],
-            versions: vec![ProtocolVersion::TLS1_3],
+            versions: vec![ProtocolVersion::TLS1_3, ProtocolVersion::TLS1_2],
             alpn: Vec::new(),
             time: Arc::new(SystemTimeSource),
             key_log: None,
@@ -203,19 +208,48 @@ impl fmt::Debug for Common {
 
 macro_rules! common_setters {
     () => {
-        /// Cipher suites to offer or accept, in preference order.
+        /// Cipher suites to offer or accept, in preference order (TLS 1.3
+        /// and TLS 1.2 suites in one list; a version left without suites is
+        /// not offered).
         pub fn cipher_suites(mut self, suites: &[crate::codec::CipherSuite]) -> Result<Self> {
-            let mut out = Vec::new();
+            let (mut v13, mut v12) = (Vec::new(), Vec::new());
             for s in suites {
-                let p = crate::crypto::tls13_suite(*s)
-                    .ok_or_else(|| Error::config(format!("unsupported cipher suite {s}")))?;
-                out.push(p);
+                if let Some(p) = crate::crypto::tls13_suite(*s) {
+                    v13.push(p);
+                } else if let Some(p) = crate::crypto::tls12_suite(*s) {
+                    v12.push(p);
+                } else {
+                    return Err(Error::config(format!("unsupported cipher suite {s}")));
+                }
             }
-            if out.is_empty() {
+            if v13.is_empty() && v12.is_empty() {
                 return Err(Error::config("no cipher suites"));
             }
-            self.common.suites = out;
+            if v13.is_empty() {
+                self.common
+                    .versions
+                    .retain(|v| *v != ProtocolVersion::TLS1_3);
+            }
+            if v12.is_empty() {
+                self.common
+                    .versions
+                    .retain(|v| *v != ProtocolVersion::TLS1_2);
+            }
+            if self.common.versions.is_empty() {
+                return Err(Error::config(
+                    "the cipher suites fit no enabled protocol version",
+                ));
+            }
+            self.common.suites = v13;
+            self.common.suites12 = v12;
             Ok(self)
+        }
+
+        /// Refuse TLS 1.2 peers that do not support Extended Master Secret
+        /// (off by default, as in OpenSSL and rustls, for old peers).
+        pub fn require_extended_master_secret(mut self, on: bool) -> Self {
+            self.common.require_ems = on;
+            self
         }
 
         /// Key-exchange groups, in preference order.
@@ -238,9 +272,19 @@ macro_rules! common_setters {
                 return Err(Error::config("no protocol versions"));
             }
             for v in versions {
-                if *v != ProtocolVersion::TLS1_3 {
+                if *v != ProtocolVersion::TLS1_3 && *v != ProtocolVersion::TLS1_2 {
                     return Err(Error::config(format!("unsupported protocol version {v}")));
                 }
+            }
+            if versions.contains(&ProtocolVersion::TLS1_3) && self.common.suites.is_empty() {
+                return Err(Error::config(
+                    "TLS 1.3 enabled without TLS 1.3 cipher suites",
+                ));
+            }
+            if versions.contains(&ProtocolVersion::TLS1_2) && self.common.suites12.is_empty() {
+                return Err(Error::config(
+                    "TLS 1.2 enabled without TLS 1.2 cipher suites",
+                ));
             }
             self.common.versions = versions.to_vec();
             Ok(self)

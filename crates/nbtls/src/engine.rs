@@ -56,6 +56,10 @@ pub struct Engine {
     sent_close: bool,
     empty_records: u32,
     key_updates: u32,
+    /// TLS 1.2 warning alerts in a row.
+    warning_alerts: u32,
+    /// TLS 1.2 renegotiation attempts refused.
+    renegotiations_refused: u32,
     /// We asked the peer to update and it has not yet.
     awaiting_peer_update: bool,
     /// The peer asked us to update; our KeyUpdate goes out before the next
@@ -93,6 +97,8 @@ impl Engine {
             sent_close: false,
             empty_records: 0,
             key_updates: 0,
+            warning_alerts: 0,
+            renegotiations_refused: 0,
             awaiting_peer_update: false,
             owe_key_update: false,
         }
@@ -281,7 +287,10 @@ impl Engine {
         if hdr.typ == ContentType::APPLICATION_DATA {
             self.core.early_data_skip = None;
         }
-        self.handle_plaintext(typ, body_range.start + plain.start..body_range.start + plain.end)
+        self.handle_plaintext(
+            typ,
+            body_range.start + plain.start..body_range.start + plain.end,
+        )
     }
 
     fn handle_plaintext(
@@ -295,6 +304,13 @@ impl Engine {
             ));
         }
         match typ {
+            ContentType::CHANGE_CIPHER_SPEC if self.core.pending_read.is_some() => {
+                if self.inbuf.bytes(plain) != [1] {
+                    return Err(Error::unexpected("change_cipher_spec with a bad value"));
+                }
+                self.core.peer_ccs()?;
+                Ok(Progress::Consumed)
+            }
             ContentType::CHANGE_CIPHER_SPEC => {
                 if !self.core.ccs_allowed || self.inbuf.bytes(plain) != [1] {
                     return Err(Error::unexpected("unexpected change_cipher_spec"));
@@ -325,6 +341,7 @@ impl Engine {
                 }
                 self.empty_records = 0;
                 self.key_updates = 0;
+                self.warning_alerts = 0;
                 self.inbuf.plain = plain;
                 Ok(Progress::Data)
             }
@@ -361,6 +378,18 @@ impl Engine {
             // A closure alert that is not close_notify (RFC 8446 §6.1).
             AlertDescription::USER_CANCELED => {
                 self.count_empty()?;
+                Ok(Progress::Consumed)
+            }
+            // TLS 1.2 warnings are not fatal (RFC 5246 §7.2.2), within a bound.
+            d if level == AlertLevel::WARNING && self.is_tls12() => {
+                self.warning_alerts += 1;
+                if self.warning_alerts > 5 {
+                    return Err(Error::LimitExceeded {
+                        alert: AlertDescription::UNEXPECTED_MESSAGE,
+                        limit: "TLS 1.2 warning alerts in a row",
+                    });
+                }
+                let _ = d;
                 Ok(Progress::Consumed)
             }
             // Every other alert is fatal in TLS 1.3 (§6.2), whatever its level.
@@ -410,6 +439,9 @@ impl Engine {
             body: &raw[HANDSHAKE_HEADER_LEN..],
             raw,
         };
+        if !self.is_handshaking() && self.is_tls12() {
+            return self.refuse_renegotiation(typ);
+        }
         if !self.is_handshaking() && typ == HandshakeType::KEY_UPDATE {
             let ku = <KeyUpdate as crate::codec::Codec>::from_bytes(msg.body)?;
             return self.handle_key_update(ku);
@@ -421,6 +453,33 @@ impl Engine {
             Machine::Gone => return Err(Error::internal("no handshake state")),
         };
         self.core.flush_handshake()
+    }
+
+    fn is_tls12(&self) -> bool {
+        self.core.info.version == Some(crate::codec::ProtocolVersion::TLS1_2)
+    }
+
+    /// TLS 1.2 renegotiation (a HelloRequest to a client, a ClientHello to
+    /// a server) is refused with a no_renegotiation warning (RFC 5746 §4.5);
+    /// after `MAX_REFUSED` refusals the connection is closed.
+    fn refuse_renegotiation(&mut self, typ: HandshakeType) -> Result<()> {
+        const MAX_REFUSED: u32 = 1;
+        let expected = match self.core.side {
+            Side::Client => HandshakeType::HELLO_REQUEST,
+            Side::Server => HandshakeType::CLIENT_HELLO,
+        };
+        if typ != expected {
+            return Err(Error::unexpected("unexpected post-handshake message"));
+        }
+        if self.renegotiations_refused >= MAX_REFUSED {
+            return Err(Error::LimitExceeded {
+                alert: AlertDescription::NO_RENEGOTIATION,
+                limit: "refused renegotiations",
+            });
+        }
+        self.renegotiations_refused += 1;
+        self.send_alert(AlertLevel::WARNING, AlertDescription::NO_RENEGOTIATION);
+        Err(Error::Rehandshake)
     }
 
     /// RFC 8446 §4.6.3.
@@ -501,6 +560,14 @@ impl Engine {
                 .min(self.common.key_update_after);
             self.core.record.write_seq() >= limit
         });
+        if due && self.is_tls12() {
+            // TLS 1.2 cannot rekey (renegotiation is refused): close instead.
+            let e = Error::LimitExceeded {
+                alert: AlertDescription::CLOSE_NOTIFY,
+                limit: "AEAD usage limit (TLS 1.2)",
+            };
+            return Err(self.fail(e));
+        }
         if self.owe_key_update || due {
             self.owe_key_update = false;
             if let Err(e) = self.core.send_key_update(false) {
@@ -519,6 +586,9 @@ impl Engine {
         }
         if self.sent_close {
             return Err(Error::InvalidSession);
+        }
+        if self.is_tls12() {
+            return Err(Error::InvalidRequest("KeyUpdate needs TLS 1.3"));
         }
         let request = request_peer && !self.awaiting_peer_update;
         self.owe_key_update = false;
@@ -558,6 +628,9 @@ impl Engine {
         out: &mut [u8],
     ) -> Result<()> {
         self.check()?;
+        if let (Some(t), false) = (&self.core.tls12, self.is_handshaking()) {
+            return crate::handshake::tls12::export(t, label, context, out);
+        }
         match &self.core.traffic {
             Some(t) if !self.is_handshaking() => {
                 key_schedule::export_keying_material(

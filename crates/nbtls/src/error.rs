@@ -24,6 +24,10 @@ pub enum Error {
     /// The server handshake paused after parsing the ClientHello;
     /// inspect it, adjust, and call `handshake()` again.
     ClientHelloPaused,
+    /// TLS 1.2: the peer asked to renegotiate; nbtls refused with a
+    /// no_renegotiation warning and the session goes on.
+    #[doc(alias = "GNUTLS_E_REHANDSHAKE")]
+    Rehandshake,
     /// A deadline passed (handshake, record or `bye` timeout).
     #[doc(alias = "GNUTLS_E_TIMEDOUT")]
     TimedOut,
@@ -113,6 +117,7 @@ impl Error {
                 | Error::Interrupted
                 | Error::LargePacket
                 | Error::ClientHelloPaused
+                | Error::Rehandshake
                 | Error::UnavailableDuringHandshake
                 | Error::InvalidRequest(_)
                 | Error::Config(_)
@@ -135,6 +140,7 @@ impl fmt::Display for Error {
             Error::Interrupted => f.write_str("interrupted, try again"),
             Error::LargePacket => f.write_str("datagram too large for the MTU"),
             Error::ClientHelloPaused => f.write_str("handshake paused after the ClientHello"),
+            Error::Rehandshake => f.write_str("the peer asked to renegotiate (refused)"),
             Error::TimedOut => f.write_str("timed out"),
             Error::PrematureTermination => {
                 f.write_str("the peer closed the transport without close_notify")

@@ -62,3 +62,74 @@ fn requested_key_update_is_answered_once_before_the_next_record() {
     c.send(b"again").unwrap();
     assert_eq!(s.recv(&mut buf).unwrap(), 5);
 }
+
+#[test]
+fn tls12_handshake_and_data_for_every_suite() {
+    use common::certs::pki;
+    use common::tls::certified_key;
+    use nbtls::ServerConfig;
+    let suites = [
+        (
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            &pki().server_ecdsa,
+        ),
+        (
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            &pki().server_ecdsa,
+        ),
+        (
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            &pki().server_ed25519,
+        ),
+        (
+            CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            &pki().server_rsa,
+        ),
+        (
+            CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            &pki().server_rsa,
+        ),
+        (
+            CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+            &pki().server_rsa,
+        ),
+    ];
+    for (suite, cert) in suites {
+        let client = client_config()
+            .versions(&[ProtocolVersion::TLS1_2])
+            .unwrap();
+        let server = ServerConfig::new(certified_key(cert))
+            .cipher_suites(&[suite])
+            .unwrap();
+        let (mut c, mut s) = pair(client, server, Flags::NONBLOCK);
+        handshake(&mut c, &mut s).unwrap_or_else(|e| panic!("{suite}: {e}"));
+        assert_eq!(c.protocol_version(), Some(ProtocolVersion::TLS1_2));
+        assert_eq!(c.cipher_suite(), Some(suite));
+        assert_eq!(s.cipher_suite(), Some(suite));
+        assert_eq!(c.send(b"hello").unwrap(), 5);
+        let mut buf = [0u8; 64];
+        assert_eq!(s.recv(&mut buf).unwrap(), 5, "{suite}");
+        assert_eq!(&buf[..5], b"hello");
+        assert_eq!(s.send(b"world!").unwrap(), 6);
+        assert_eq!(c.recv(&mut buf).unwrap(), 6);
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        c.export_keying_material(b"EXPORTER-test", b"", &mut a)
+            .unwrap();
+        s.export_keying_material(b"EXPORTER-test", b"", &mut b)
+            .unwrap();
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn server_prefers_tls13_and_a_tls13_client_accepts_tls12_only_servers() {
+    let server12 = server_config()
+        .versions(&[ProtocolVersion::TLS1_2])
+        .unwrap();
+    let (mut c, mut s) = pair(client_config(), server12, Flags::NONBLOCK);
+    handshake(&mut c, &mut s).unwrap();
+    assert_eq!(c.protocol_version(), Some(ProtocolVersion::TLS1_2));
+    let (mut c, mut s) = pair(client_config(), server_config(), Flags::NONBLOCK);
+    handshake(&mut c, &mut s).unwrap();
+    assert_eq!(c.protocol_version(), Some(ProtocolVersion::TLS1_3));
+}

@@ -53,6 +53,93 @@ pub fn tls13_suite(suite: CipherSuite) -> Option<&'static Tls13Suite> {
     TLS13_SUITES.iter().copied().find(|s| s.suite == suite)
 }
 
+/// The certificate family a TLS 1.2 suite authenticates with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls12Auth {
+    /// ECDSA or EdDSA certificates (`ECDHE_ECDSA`).
+    Ecdsa,
+    /// RSA certificates (`ECDHE_RSA`).
+    Rsa,
+}
+
+/// A TLS 1.2 ECDHE suite's parameters.
+#[derive(Debug)]
+pub struct Tls12Suite {
+    pub suite: CipherSuite,
+    pub aead: AeadAlg,
+    pub hash: HashAlg,
+    pub auth: Tls12Auth,
+}
+
+macro_rules! tls12_suite {
+    ($name:ident, $cs:ident, $aead:ident, $hash:ident, $auth:ident) => {
+        pub static $name: Tls12Suite = Tls12Suite {
+            suite: CipherSuite::$cs,
+            aead: AeadAlg::$aead,
+            hash: HashAlg::$hash,
+            auth: Tls12Auth::$auth,
+        };
+    };
+}
+
+tls12_suite!(
+    TLS12_ECDHE_ECDSA_AES_128_GCM,
+    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    Aes128Gcm,
+    Sha256,
+    Ecdsa
+);
+tls12_suite!(
+    TLS12_ECDHE_ECDSA_AES_256_GCM,
+    TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    Aes256Gcm,
+    Sha384,
+    Ecdsa
+);
+tls12_suite!(
+    TLS12_ECDHE_ECDSA_CHACHA20,
+    TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    Chacha20Poly1305,
+    Sha256,
+    Ecdsa
+);
+tls12_suite!(
+    TLS12_ECDHE_RSA_AES_128_GCM,
+    TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    Aes128Gcm,
+    Sha256,
+    Rsa
+);
+tls12_suite!(
+    TLS12_ECDHE_RSA_AES_256_GCM,
+    TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    Aes256Gcm,
+    Sha384,
+    Rsa
+);
+tls12_suite!(
+    TLS12_ECDHE_RSA_CHACHA20,
+    TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    Chacha20Poly1305,
+    Sha256,
+    Rsa
+);
+
+/// TLS 1.2 suites in default preference order.
+pub static TLS12_SUITES: &[&Tls12Suite] = &[
+    &TLS12_ECDHE_ECDSA_AES_128_GCM,
+    &TLS12_ECDHE_ECDSA_AES_256_GCM,
+    &TLS12_ECDHE_ECDSA_CHACHA20,
+    &TLS12_ECDHE_RSA_AES_128_GCM,
+    &TLS12_ECDHE_RSA_AES_256_GCM,
+    &TLS12_ECDHE_RSA_CHACHA20,
+];
+
+/// The parameters of a TLS 1.2 suite, `None` for any other code point.
+pub fn tls12_suite(suite: CipherSuite) -> Option<&'static Tls12Suite> {
+    TLS12_SUITES.iter().copied().find(|s| s.suite == suite)
+}
+
 /// Fills `out` from the system CSPRNG.
 pub fn fill_random(out: &mut [u8]) -> Result<()> {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};

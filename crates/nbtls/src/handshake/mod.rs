@@ -2,5 +2,6 @@
 //! engine feeds them messages and they queue messages and install keys
 //! through [`tls13::Context`].
 
+pub mod tls12;
 pub mod tls13;
 pub mod transcript;

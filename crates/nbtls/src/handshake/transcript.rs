@@ -34,6 +34,14 @@ impl Transcript {
         }
     }
 
+    /// The buffered messages (before hashing started).
+    pub fn into_buffer(self) -> Vec<u8> {
+        match self {
+            Transcript::Buffered(b) => b,
+            Transcript::Hashing(_) => Vec::new(),
+        }
+    }
+
     /// The hash so far. Only valid once hashing started.
     pub fn current(&self) -> Digest {
         match self {

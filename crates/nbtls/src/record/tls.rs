@@ -269,7 +269,12 @@ fn open_tls12(
     hdr: &RecordHeader,
     body: &mut [u8],
 ) -> Result<(ContentType, std::ops::Range<usize>)> {
-    let bad_mac = || Error::protocol(AlertDescription::BAD_RECORD_MAC, "record authentication failed");
+    let bad_mac = || {
+        Error::protocol(
+            AlertDescription::BAD_RECORD_MAC,
+            "record authentication failed",
+        )
+    };
     let explicit = dir.mode == Protection::Tls12ExplicitNonce;
     let start = if explicit { EXPLICIT_NONCE_LEN } else { 0 };
     if body.len() < start + AeadAlg::TAG_LEN {
@@ -277,7 +282,10 @@ fn open_tls12(
     }
     let plain_len = body.len() - start - AeadAlg::TAG_LEN;
     if plain_len > MAX_PLAINTEXT {
-        return Err(Error::protocol(AlertDescription::RECORD_OVERFLOW, "record too long"));
+        return Err(Error::protocol(
+            AlertDescription::RECORD_OVERFLOW,
+            "record too long",
+        ));
     }
     // AES-GCM: the nonce's explicit part is what the sender put on the wire.
     let nonce_seq = if explicit {
@@ -288,7 +296,10 @@ fn open_tls12(
         dir.seq
     };
     let aad = tls12_aad(dir.seq, hdr.typ, plain_len);
-    let n = dir.key.open(nonce_seq, &aad, &mut body[start..]).map_err(|()| bad_mac())?;
+    let n = dir
+        .key
+        .open(nonce_seq, &aad, &mut body[start..])
+        .map_err(|()| bad_mac())?;
     dir.seq += 1;
     Ok((hdr.typ, start..start + n))
 }

@@ -12,7 +12,7 @@ use crate::codec::{
     put_handshake, AlertDescription, CertificateRequest13, CertificateVerify, CipherSuite,
     ClientExtension, ClientHello, Codec, EncryptedExtensions, ExtensionType, HandshakeType,
     KeyShareEntry, NewSessionTicket13, ProtocolVersion, PskKeyExchangeMode, ServerExtension,
-    ServerHello,
+    ServerHello, SignatureScheme,
 };
 use crate::config::ClientConfig;
 use crate::crypto::key_schedule::{self, EarlySecret, HandshakeSecret};
@@ -23,6 +23,8 @@ use crate::handshake::transcript::Transcript;
 
 /// The client's states, named by the message each waits for.
 pub enum ClientState {
+    /// The server chose TLS 1.2.
+    Tls12(Box<crate::handshake::tls12::client::Client12>),
     WaitServerHello(Box<WaitServerHello>),
     WaitEncryptedExtensions(Box<WaitEncryptedExtensions>),
     WaitCertificate(Box<WaitCertificate>),
@@ -47,8 +49,10 @@ impl ClientState {
             fill_random(&mut session_id)?;
         }
         let mut shares = Vec::new();
-        for g in config.initial_share_groups() {
-            shares.push(KeyShare::generate(g)?);
+        if offers(&config, ProtocolVersion::TLS1_3) {
+            for g in config.initial_share_groups() {
+                shares.push(KeyShare::generate(g)?);
+            }
         }
         if let ServerName::DnsName(name) = &server_name {
             core.info.server_name = Some(name.as_ref().to_string());
@@ -75,11 +79,16 @@ impl ClientState {
             ClientState::WaitCertificateVerify(s) => s.handle(core, msg),
             ClientState::WaitFinished(s) => s.handle(core, msg),
             ClientState::Connected => handle_post_handshake(core, msg),
+            ClientState::Tls12(s) => Ok(ClientState::Tls12(Box::new(s.handle(core, msg)?))),
         }
     }
 
     pub fn is_connected(&self) -> bool {
-        matches!(self, ClientState::Connected)
+        match self {
+            ClientState::Connected => true,
+            ClientState::Tls12(s) => s.is_connected(),
+            _ => false,
+        }
     }
 }
 
@@ -105,22 +114,51 @@ impl WaitServerHello {
                 name.as_ref().trim_end_matches('.').to_string(),
             ));
         }
-        ext.push(ClientExtension::SupportedVersions(vec![
-            ProtocolVersion::TLS1_3,
-        ]));
-        ext.push(ClientExtension::SupportedGroups(c.groups.clone()));
-        ext.push(ClientExtension::SignatureAlgorithms(
-            self.config.verifier.supported_schemes().to_vec(),
-        ));
-        ext.push(ClientExtension::KeyShare(
-            self.shares
+        let (v13, v12) = (
+            offers(&self.config, ProtocolVersion::TLS1_3),
+            offers(&self.config, ProtocolVersion::TLS1_2),
+        );
+        ext.push(ClientExtension::SupportedVersions(
+            c.versions
                 .iter()
-                .map(|s| KeyShareEntry {
-                    group: s.group(),
-                    payload: s.public().to_vec(),
-                })
+                .copied()
+                .filter(|v| *v == ProtocolVersion::TLS1_3 || *v == ProtocolVersion::TLS1_2)
                 .collect(),
         ));
+        ext.push(ClientExtension::SupportedGroups(
+            c.groups
+                .iter()
+                .copied()
+                .filter(|g| v13 || !g.is_tls13_only())
+                .collect(),
+        ));
+        let mut schemes = self.config.verifier.supported_schemes().to_vec();
+        if v12 {
+            // PKCS#1 only for TLS 1.2, after the PSS and ECDSA schemes.
+            for s in [
+                SignatureScheme::RSA_PKCS1_SHA256,
+                SignatureScheme::RSA_PKCS1_SHA384,
+                SignatureScheme::RSA_PKCS1_SHA512,
+            ] {
+                if !schemes.contains(&s) {
+                    schemes.push(s);
+                }
+            }
+            ext.push(ClientExtension::EcPointFormats(vec![0]));
+            ext.push(ClientExtension::ExtendedMasterSecret);
+        }
+        ext.push(ClientExtension::SignatureAlgorithms(schemes));
+        if v13 {
+            ext.push(ClientExtension::KeyShare(
+                self.shares
+                    .iter()
+                    .map(|s| KeyShareEntry {
+                        group: s.group(),
+                        payload: s.public().to_vec(),
+                    })
+                    .collect(),
+            ));
+        }
         if !c.alpn.is_empty() {
             ext.push(ClientExtension::Alpn(c.alpn.clone()));
         }
@@ -130,15 +168,25 @@ impl WaitServerHello {
         if let Some(cookie) = &self.cookie {
             ext.push(ClientExtension::Cookie(cookie.clone()));
         }
-        ext.push(ClientExtension::PskKeyExchangeModes(vec![
-            PskKeyExchangeMode::PSK_DHE_KE,
-        ]));
+        if v13 {
+            ext.push(ClientExtension::PskKeyExchangeModes(vec![
+                PskKeyExchangeMode::PSK_DHE_KE,
+            ]));
+        }
+        let mut suites: Vec<CipherSuite> = Vec::new();
+        if v13 {
+            suites.extend(c.suites.iter().map(|s| s.suite));
+        }
+        if v12 {
+            suites.extend(c.suites12.iter().map(|s| s.suite));
+            suites.push(CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
+        }
         ClientHello {
             legacy_version: ProtocolVersion::TLS1_2,
             random: self.random,
             session_id: self.session_id.clone(),
             cookie: None,
-            cipher_suites: c.suites.iter().map(|s| s.suite).collect(),
+            cipher_suites: suites,
             compression_methods: vec![0],
             extensions: ext,
         }
@@ -154,14 +202,34 @@ impl WaitServerHello {
 
     fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
         let sh: ServerHello = msg.decode(HandshakeType::SERVER_HELLO)?;
-        if sh.supported_version() != Some(ProtocolVersion::TLS1_3) {
-            return Err(match sh.supported_version() {
-                None => Error::protocol(
+        match sh.supported_version() {
+            Some(ProtocolVersion::TLS1_3) if offers(&self.config, ProtocolVersion::TLS1_3) => {}
+            Some(_) => return Err(Error::illegal("server selected a version we did not offer")),
+            // A TLS 1.2 answer carries no supported_versions (RFC 8446 §4.2.1).
+            None if offers(&self.config, ProtocolVersion::TLS1_2)
+                && self.hrr_suite.is_none()
+                && !sh.is_hrr() =>
+            {
+                if !sh.session_id.is_empty() && sh.session_id == self.session_id {
+                    return Err(Error::illegal("server resumed a session we did not offer"));
+                }
+                let hello = self.transcript.into_buffer();
+                let st = crate::handshake::tls12::client::start(
+                    core,
+                    self.config,
+                    self.server_name,
+                    hello,
+                    &sh,
+                    msg.raw,
+                )?;
+                return Ok(ClientState::Tls12(Box::new(st)));
+            }
+            None => {
+                return Err(Error::protocol(
                     AlertDescription::PROTOCOL_VERSION,
                     "server does not support TLS 1.3",
-                ),
-                Some(_) => Error::illegal("server selected a version we did not offer"),
-            });
+                ))
+            }
         }
         if sh.legacy_version != ProtocolVersion::TLS1_2 {
             return Err(Error::illegal("ServerHello legacy_version is not TLS 1.2"));
@@ -604,4 +672,8 @@ fn store_ticket(core: &mut Core, nst: NewSessionTicket13) -> Result<()> {
         max_early_data: nst.max_early_data(),
     });
     Ok(())
+}
+
+fn offers(config: &ClientConfig, v: ProtocolVersion) -> bool {
+    config.common.versions.contains(&v)
 }

@@ -96,6 +96,10 @@ pub struct Core {
     /// Handshake messages queued under the current write key, sealed
     /// together into as few records as possible.
     hs_pending: Vec<u8>,
+    /// TLS 1.2: the peer's next read key, installed by its ChangeCipherSpec.
+    pub pending_read: Option<(RecordKey, crate::record::tls::Protection)>,
+    /// TLS 1.2: the master secret and randoms (exporter).
+    pub tls12: Option<crate::handshake::tls12::Tls12Secrets>,
 }
 
 impl Core {
@@ -115,6 +119,8 @@ impl Core {
             tickets: Vec::new(),
             ccs_sent: false,
             hs_pending: Vec::new(),
+            pending_read: None,
+            tls12: None,
         }
     }
 
@@ -150,6 +156,26 @@ impl Core {
                 .seal(ContentType::CHANGE_CIPHER_SPEC, &[1], self.out.buf_mut())?;
             self.out.commit(0);
         }
+        Ok(())
+    }
+
+    /// TLS 1.2 ChangeCipherSpec: our queued handshake goes out under the
+    /// old key first.
+    pub fn send_ccs(&mut self) -> Result<()> {
+        self.flush_handshake()?;
+        self.record
+            .seal(ContentType::CHANGE_CIPHER_SPEC, &[1], self.out.buf_mut())?;
+        self.out.commit(0);
+        Ok(())
+    }
+
+    /// TLS 1.2: the peer's ChangeCipherSpec switches its key.
+    pub fn peer_ccs(&mut self) -> Result<()> {
+        let Some((key, mode)) = self.pending_read.take() else {
+            return Err(Error::unexpected("unexpected change_cipher_spec"));
+        };
+        self.record.set_read(key, mode);
+        self.read_key_epoch += 1;
         Ok(())
     }
 

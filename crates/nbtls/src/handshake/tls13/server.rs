@@ -26,6 +26,8 @@ const MAX_EARLY_DATA_SKIP: usize = 16384;
 
 /// The server's states, named by what each waits for.
 pub enum ServerState {
+    /// The client gets TLS 1.2.
+    Tls12(Box<crate::handshake::tls12::server::Server12>),
     WaitClientHello(Box<WaitClientHello>),
     /// Paused after parsing the ClientHello; `resume` continues.
     Paused(Box<Negotiating>),
@@ -51,6 +53,7 @@ impl ServerState {
             ServerState::WaitClientCertificate(s) => s.handle(core, msg),
             ServerState::WaitClientCertificateVerify(s) => s.handle(core, msg),
             ServerState::WaitClientFinished(s) => s.handle(core, msg),
+            ServerState::Tls12(s) => Ok(ServerState::Tls12(Box::new(s.handle(core, msg)?))),
             ServerState::Connected => match msg.typ {
                 HandshakeType::NEW_SESSION_TICKET => {
                     Err(Error::unexpected("client sent a NewSessionTicket"))
@@ -73,7 +76,11 @@ impl ServerState {
     }
 
     pub fn is_connected(&self) -> bool {
-        matches!(self, ServerState::Connected)
+        match self {
+            ServerState::Connected => true,
+            ServerState::Tls12(s) => s.is_connected(),
+            _ => false,
+        }
     }
 
     /// The ClientHello being answered, while paused.
@@ -114,12 +121,25 @@ pub struct WaitClientHello {
 impl WaitClientHello {
     fn handle(mut self, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
         let hello: ClientHello = msg.decode(HandshakeType::CLIENT_HELLO)?;
-        let versions = hello.supported_versions().unwrap_or(&[]);
-        if !versions.contains(&ProtocolVersion::TLS1_3) {
-            return Err(Error::protocol(
-                AlertDescription::PROTOCOL_VERSION,
-                "client does not offer TLS 1.3",
-            ));
+        let ours = &self.config.common.versions;
+        let theirs = hello.supported_versions();
+        let v13 = ours.contains(&ProtocolVersion::TLS1_3)
+            && theirs.is_some_and(|v| v.contains(&ProtocolVersion::TLS1_3));
+        if !v13 {
+            // RFC 8446 §4.2.1: without supported_versions, legacy_version decides.
+            let v12 = match theirs {
+                Some(v) => v.contains(&ProtocolVersion::TLS1_2),
+                None => hello.legacy_version >= ProtocolVersion::TLS1_2,
+            };
+            if self.retry.is_some() || !v12 || !ours.contains(&ProtocolVersion::TLS1_2) {
+                return Err(Error::protocol(
+                    AlertDescription::PROTOCOL_VERSION,
+                    "no protocol version in common",
+                ));
+            }
+            core.client_random = hello.random;
+            let st = crate::handshake::tls12::server::respond(core, self.config, &hello, msg.raw)?;
+            return Ok(ServerState::Tls12(Box::new(st)));
         }
         if hello.compression_methods != [0] {
             return Err(Error::illegal(

@@ -1,0 +1,367 @@
+//! TLS 1.2 client, entered from the ClientHello both versions share once
+//! the ServerHello picks TLS 1.2. One struct per expected message.
+
+use std::sync::Arc;
+
+use rustls_pki_types::{CertificateDer, ServerName};
+
+use super::{
+    check_finished, finished_message, master_secret, protection, record_keys, verify_data,
+    Tls12Secrets,
+};
+use crate::codec::{
+    put_handshake, AlertDescription, Certificate12, CertificateRequest12, ClientKeyExchangeEcdhe,
+    Codec, HandshakeType, ProtocolVersion, ServerExtension, ServerHello, ServerKeyExchangeEcdhe,
+    SignatureScheme,
+};
+use crate::config::ClientConfig;
+use crate::crypto::hash::hash;
+use crate::crypto::kx::KeyShare;
+use crate::crypto::{tls12_suite, Secret, Tls12Auth, Tls12Suite};
+use crate::error::{Error, Result};
+use crate::handshake::tls13::{Core, Message};
+use crate::x509::SUPPORTED_TLS12_SCHEMES;
+
+pub enum Client12 {
+    WaitCertificate(Box<WaitCertificate>),
+    WaitServerKeyExchange(Box<WaitServerKeyExchange>),
+    WaitServerHelloDone(Box<WaitServerHelloDone>),
+    WaitFinished(Box<WaitFinished>),
+    Connected,
+}
+
+impl Client12 {
+    pub fn handle(self, core: &mut Core, msg: &Message<'_>) -> Result<Client12> {
+        match self {
+            Client12::WaitCertificate(s) => (*s).handle(core, msg),
+            Client12::WaitServerKeyExchange(s) => (*s).handle(core, msg),
+            Client12::WaitServerHelloDone(s) => s.handle(core, msg),
+            Client12::WaitFinished(s) => s.handle(core, msg),
+            Client12::Connected => Err(Error::unexpected("unexpected post-handshake message")),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self, Client12::Connected)
+    }
+}
+
+/// State shared by every step.
+struct Hs {
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+    suite: &'static Tls12Suite,
+    client_random: [u8; 32],
+    server_random: [u8; 32],
+    /// Every handshake message so far (signatures and EMS need them).
+    msgs: Vec<u8>,
+    ems: bool,
+}
+
+/// Processes a TLS 1.2 ServerHello answering our ClientHello (`hello`, the
+/// encoded message).
+pub fn start(
+    core: &mut Core,
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+    hello: Vec<u8>,
+    sh: &ServerHello,
+    raw: &[u8],
+) -> Result<Client12> {
+    if sh.legacy_version != ProtocolVersion::TLS1_2 {
+        return Err(Error::protocol(
+            AlertDescription::PROTOCOL_VERSION,
+            "server chose a version below TLS 1.2",
+        ));
+    }
+    // RFC 8446 §4.1.3: a 1.3-capable client refuses a downgraded 1.2 answer.
+    if config.common.versions.contains(&ProtocolVersion::TLS1_3)
+        && sh.downgrade_sentinel().is_some()
+    {
+        return Err(Error::illegal(
+            "ServerHello carries the TLS 1.3 downgrade sentinel",
+        ));
+    }
+    let suite = tls12_suite(sh.cipher_suite)
+        .filter(|s| config.common.suites12.iter().any(|o| o.suite == s.suite))
+        .ok_or_else(|| Error::illegal("server selected a cipher suite we did not offer"))?;
+    if sh.compression_method != 0 {
+        return Err(Error::illegal("ServerHello selected compression"));
+    }
+    let mut ems = false;
+    for e in &sh.extensions {
+        match e {
+            ServerExtension::RenegotiationInfo(v) if v.is_empty() => {}
+            ServerExtension::RenegotiationInfo(_) => {
+                return Err(Error::protocol(
+                    AlertDescription::HANDSHAKE_FAILURE,
+                    "bad renegotiation_info",
+                ))
+            }
+            ServerExtension::ExtendedMasterSecret => ems = true,
+            ServerExtension::EcPointFormats(f) if f.contains(&0) => {}
+            ServerExtension::EcPointFormats(_) => {
+                return Err(Error::illegal("server does not accept uncompressed points"))
+            }
+            ServerExtension::Alpn(p) => {
+                if !config.common.alpn.contains(p) {
+                    return Err(Error::illegal(
+                        "server chose an ALPN protocol we did not offer",
+                    ));
+                }
+                core.info.alpn = Some(p.clone());
+            }
+            ServerExtension::ServerNameAck => {}
+            ServerExtension::RecordSizeLimit(l) if config.common.record_size_limit.is_some() => {
+                if *l < 64 {
+                    return Err(Error::illegal("record_size_limit below 64"));
+                }
+                // In TLS 1.2 the limit counts plaintext only (RFC 8449 §4).
+                let l = (*l).min(16384);
+                core.info.peer_record_size_limit = Some(l);
+                core.record.send_fragment = usize::from(l);
+            }
+            other => {
+                return Err(Error::protocol(
+                    AlertDescription::UNSUPPORTED_EXTENSION,
+                    format!("TLS 1.2 ServerHello carries {:?}", other.ext_type()),
+                ))
+            }
+        }
+    }
+    if !ems && config.common.require_ems {
+        return Err(Error::protocol(
+            AlertDescription::HANDSHAKE_FAILURE,
+            "server does not support Extended Master Secret",
+        ));
+    }
+    if let (Some(_), Some(limit)) = (
+        core.info.peer_record_size_limit,
+        config.common.record_size_limit,
+    ) {
+        core.record.recv_fragment = usize::from(limit).min(16384);
+    }
+    core.info.version = Some(ProtocolVersion::TLS1_2);
+    core.info.suite = Some(suite.suite);
+    let mut msgs = hello;
+    msgs.extend_from_slice(raw);
+    Ok(Client12::WaitCertificate(Box::new(WaitCertificate {
+        hs: Hs {
+            config,
+            server_name,
+            suite,
+            client_random: core.client_random,
+            server_random: sh.random,
+            msgs,
+            ems,
+        },
+    })))
+}
+
+pub struct WaitCertificate {
+    hs: Hs,
+}
+
+impl WaitCertificate {
+    fn handle(mut self, core: &mut Core, msg: &Message<'_>) -> Result<Client12> {
+        let cert: Certificate12 = msg.decode(HandshakeType::CERTIFICATE)?;
+        if cert.certs.len() > core.limits.max_certificate_chain {
+            return Err(Error::LimitExceeded {
+                alert: AlertDescription::BAD_CERTIFICATE,
+                limit: "certificate chain length",
+            });
+        }
+        let chain: Vec<CertificateDer<'static>> =
+            cert.certs.into_iter().map(CertificateDer::from).collect();
+        let Some((leaf, rest)) = chain.split_first() else {
+            return Err(Error::decode("server sent no certificate"));
+        };
+        let now = self.hs.config.common.time.unix_time();
+        self.hs
+            .config
+            .verifier
+            .verify_server_cert(leaf, rest, &self.hs.server_name, now)?;
+        self.hs.msgs.extend_from_slice(msg.raw);
+        Ok(Client12::WaitServerKeyExchange(Box::new(
+            WaitServerKeyExchange { hs: self.hs, chain },
+        )))
+    }
+}
+
+/// Whether `scheme` signs with the certificate family `auth` names.
+pub(super) fn scheme_fits(scheme: SignatureScheme, auth: Tls12Auth) -> bool {
+    let rsa = matches!(
+        scheme,
+        SignatureScheme::RSA_PKCS1_SHA256
+            | SignatureScheme::RSA_PKCS1_SHA384
+            | SignatureScheme::RSA_PKCS1_SHA512
+            | SignatureScheme::RSA_PSS_RSAE_SHA256
+            | SignatureScheme::RSA_PSS_RSAE_SHA384
+            | SignatureScheme::RSA_PSS_RSAE_SHA512
+    );
+    (auth == Tls12Auth::Rsa) == rsa
+}
+
+pub struct WaitServerKeyExchange {
+    hs: Hs,
+    chain: Vec<CertificateDer<'static>>,
+}
+
+impl WaitServerKeyExchange {
+    fn handle(mut self, core: &mut Core, msg: &Message<'_>) -> Result<Client12> {
+        let ske: ServerKeyExchangeEcdhe = msg.decode(HandshakeType::SERVER_KEY_EXCHANGE)?;
+        let hs = &mut self.hs;
+        if ske.group.is_tls13_only() || !hs.config.common.groups.contains(&ske.group) {
+            return Err(Error::illegal(
+                "ServerKeyExchange uses a group we did not offer",
+            ));
+        }
+        if !SUPPORTED_TLS12_SCHEMES.contains(&ske.scheme) || !scheme_fits(ske.scheme, hs.suite.auth)
+        {
+            return Err(Error::illegal(
+                "ServerKeyExchange signed with a scheme we did not offer",
+            ));
+        }
+        let signed = ske.signed_message(&hs.client_random, &hs.server_random);
+        hs.config.verifier.verify_tls12_signature(
+            ske.scheme,
+            &self.chain[0],
+            &signed,
+            &ske.signature,
+        )?;
+        core.info.group = Some(ske.group);
+        core.info.peer_signature_scheme = Some(ske.scheme);
+        if hs.config.common.keep_peer_certificates {
+            core.info.peer_certificates = self.chain;
+        }
+        hs.msgs.extend_from_slice(msg.raw);
+        Ok(Client12::WaitServerHelloDone(Box::new(
+            WaitServerHelloDone {
+                hs: self.hs,
+                ske,
+                cert_request: None,
+            },
+        )))
+    }
+}
+
+pub struct WaitServerHelloDone {
+    hs: Hs,
+    ske: ServerKeyExchangeEcdhe,
+    cert_request: Option<CertificateRequest12>,
+}
+
+impl WaitServerHelloDone {
+    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<Client12> {
+        if msg.typ == HandshakeType::CERTIFICATE_REQUEST && self.cert_request.is_none() {
+            self.cert_request = Some(CertificateRequest12::from_bytes(msg.body)?);
+            self.hs.msgs.extend_from_slice(msg.raw);
+            return Ok(Client12::WaitServerHelloDone(self));
+        }
+        msg.expect(HandshakeType::SERVER_HELLO_DONE)?;
+        if !msg.body.is_empty() {
+            return Err(Error::decode("ServerHelloDone is not empty"));
+        }
+        let WaitServerHelloDone {
+            mut hs,
+            ske,
+            cert_request,
+        } = *self;
+        hs.msgs.extend_from_slice(msg.raw);
+        let config = hs.config.clone();
+
+        // Our certificate, if asked: one we can sign for with an offered scheme.
+        let signer = cert_request.as_ref().and_then(|req| {
+            let ck = config.client_cert.as_ref()?;
+            let scheme = ck.key.choose_scheme(&req.schemes, false)?;
+            Some((ck.clone(), scheme))
+        });
+        if cert_request.is_some() {
+            let certs = signer.as_ref().map_or(Vec::new(), |(ck, _)| {
+                ck.chain.iter().map(|c| c.as_ref().to_vec()).collect()
+            });
+            send(
+                core,
+                &mut hs.msgs,
+                HandshakeType::CERTIFICATE,
+                &Certificate12 { certs },
+            )?;
+        }
+        let share = KeyShare::generate(ske.group)?;
+        let cke = ClientKeyExchangeEcdhe {
+            public: share.public().to_vec(),
+        };
+        send(core, &mut hs.msgs, HandshakeType::CLIENT_KEY_EXCHANGE, &cke)?;
+        let pms = share.complete(&ske.public)?;
+        let session_hash = hs.ems.then(|| hash(hs.suite.hash, &hs.msgs));
+        let master = master_secret(
+            hs.suite,
+            pms.as_bytes(),
+            session_hash.as_ref().map(|h| h.as_bytes()),
+            &hs.client_random,
+            &hs.server_random,
+        );
+        if let Some((ck, scheme)) = signer {
+            let sig = ck.key.sign(scheme, &hs.msgs)?;
+            let mut cv = Vec::new();
+            put_handshake(&mut cv, HandshakeType::CERTIFICATE_VERIFY, |o| {
+                scheme.encode(o);
+                crate::codec::put_vec(o, 2, &sig);
+            });
+            hs.msgs.extend_from_slice(&cv);
+            core.send_handshake(&cv)?;
+            core.info.signature_scheme = Some(scheme);
+            core.info.client_authenticated = true;
+        }
+        let (client_key, server_key) =
+            record_keys(hs.suite, &master, &hs.client_random, &hs.server_random)?;
+        core.flush_handshake()?;
+        core.send_ccs()?;
+        core.record.set_write(client_key, protection(hs.suite));
+        let fin = finished_message(&verify_data(hs.suite, &master, true, &hs.msgs));
+        hs.msgs.extend_from_slice(&fin);
+        core.send_handshake(&fin)?;
+        core.pending_read = Some((server_key, protection(hs.suite)));
+        if let Some(kl) = &core.key_log {
+            kl.log("CLIENT_RANDOM", &hs.client_random, master.as_bytes());
+        }
+        Ok(Client12::WaitFinished(Box::new(WaitFinished {
+            hs,
+            master,
+        })))
+    }
+}
+
+fn send<T: Codec>(core: &mut Core, msgs: &mut Vec<u8>, typ: HandshakeType, m: &T) -> Result<()> {
+    let mut out = Vec::new();
+    put_handshake(&mut out, typ, |o| m.encode(o));
+    msgs.extend_from_slice(&out);
+    core.send_handshake(&out)
+}
+
+pub struct WaitFinished {
+    hs: Hs,
+    master: Secret,
+}
+
+impl WaitFinished {
+    fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<Client12> {
+        msg.expect(HandshakeType::FINISHED)?;
+        if core.pending_read.is_some() {
+            return Err(Error::unexpected("Finished before ChangeCipherSpec"));
+        }
+        let hs = self.hs;
+        check_finished(
+            &verify_data(hs.suite, &self.master, false, &hs.msgs),
+            msg.body,
+        )?;
+        core.tls12 = Some(Tls12Secrets {
+            suite: hs.suite,
+            master: self.master,
+            client_random: hs.client_random,
+            server_random: hs.server_random,
+            ems: hs.ems,
+        });
+        Ok(Client12::Connected)
+    }
+}

@@ -1,0 +1,438 @@
+//! TLS 1.2 server, entered when the ClientHello does not offer TLS 1.3 (or
+//! we do not). One struct per expected message.
+
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+
+use super::{
+    check_finished, finished_message, master_secret, protection, record_keys, verify_data,
+    Tls12Secrets,
+};
+use crate::codec::{
+    put_handshake, AlertDescription, Certificate12, CertificateRequest12, CertificateVerify,
+    CipherSuite, ClientExtension, ClientHello, ClientKeyExchangeEcdhe, Codec, HandshakeType,
+    ProtocolVersion, ServerExtension, ServerHello, ServerKeyExchangeEcdhe, DOWNGRADE_TLS12,
+};
+use crate::config::{ClientAuth, ServerConfig};
+use crate::crypto::hash::hash;
+use crate::crypto::kx::KeyShare;
+use crate::crypto::{fill_random, Secret, Tls12Auth, Tls12Suite};
+use crate::error::{Error, Result};
+use crate::handshake::tls13::{Core, Message};
+use crate::x509::{ClientHelloInfo, KeyKind, SUPPORTED_TLS12_SCHEMES};
+
+pub enum Server12 {
+    WaitClientCertificate(Box<WaitClientKeyExchange>),
+    WaitClientKeyExchange(Box<WaitClientKeyExchange>),
+    WaitCertificateVerify(Box<WaitCertificateVerify>),
+    WaitFinished(Box<WaitFinished>),
+    Connected,
+}
+
+impl Server12 {
+    pub fn handle(self, core: &mut Core, msg: &Message<'_>) -> Result<Server12> {
+        match self {
+            Server12::WaitClientCertificate(s) => s.handle_certificate(core, msg),
+            Server12::WaitClientKeyExchange(s) => s.handle(core, msg),
+            Server12::WaitCertificateVerify(s) => s.handle(core, msg),
+            Server12::WaitFinished(s) => s.handle(core, msg),
+            Server12::Connected => Err(Error::unexpected("unexpected post-handshake message")),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        matches!(self, Server12::Connected)
+    }
+}
+
+struct Hs {
+    config: Arc<ServerConfig>,
+    suite: &'static Tls12Suite,
+    client_random: [u8; 32],
+    server_random: [u8; 32],
+    msgs: Vec<u8>,
+    ems: bool,
+}
+
+/// Answers a ClientHello with a TLS 1.2 ServerHello ... ServerHelloDone.
+pub fn respond(
+    core: &mut Core,
+    config: Arc<ServerConfig>,
+    hello: &ClientHello,
+    raw: &[u8],
+) -> Result<Server12> {
+    let c = &config.common;
+    // RFC 7507: a fallback from a client that could do better than we do.
+    if hello
+        .cipher_suites
+        .contains(&CipherSuite::TLS_FALLBACK_SCSV)
+        && c.versions.contains(&ProtocolVersion::TLS1_3)
+    {
+        return Err(Error::protocol(
+            AlertDescription::INAPPROPRIATE_FALLBACK,
+            "fallback SCSV from a downgraded client",
+        ));
+    }
+    if !hello.compression_methods.contains(&0) {
+        return Err(Error::illegal(
+            "ClientHello does not offer null compression",
+        ));
+    }
+    // RFC 5746 §3.6: the SCSV counts as an empty renegotiation_info.
+    let mut secure_reneg = hello
+        .cipher_suites
+        .contains(&CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
+    let mut ems = false;
+    for e in &hello.extensions {
+        match e {
+            ClientExtension::RenegotiationInfo(v) if v.is_empty() => secure_reneg = true,
+            ClientExtension::RenegotiationInfo(_) => {
+                return Err(Error::protocol(
+                    AlertDescription::HANDSHAKE_FAILURE,
+                    "renegotiation_info not empty",
+                ))
+            }
+            ClientExtension::ExtendedMasterSecret => ems = true,
+            ClientExtension::EcPointFormats(f) if !f.contains(&0) => {
+                return Err(Error::illegal("client does not accept uncompressed points"))
+            }
+            _ => {}
+        }
+    }
+    if !ems && c.require_ems {
+        return Err(Error::protocol(
+            AlertDescription::HANDSHAKE_FAILURE,
+            "client does not support Extended Master Secret",
+        ));
+    }
+    // RFC 5246 §7.4.1.4.1 defaults to SHA-1 without the extension; we sign with nothing weaker than SHA-256.
+    let schemes = hello.signature_algorithms().ok_or_else(|| {
+        Error::protocol(
+            AlertDescription::HANDSHAKE_FAILURE,
+            "no signature_algorithms (SHA-1 is not supported)",
+        )
+    })?;
+    let info = ClientHelloInfo {
+        server_name: hello.server_name(),
+        signature_schemes: schemes,
+        alpn: hello.alpn().unwrap_or(&[]),
+        tls13: false,
+    };
+    let cert = config.certs.resolve(&info).ok_or_else(|| {
+        Error::protocol(
+            AlertDescription::HANDSHAKE_FAILURE,
+            "no certificate for this client",
+        )
+    })?;
+    let auth = match cert.key.kind() {
+        KeyKind::Rsa => Tls12Auth::Rsa,
+        _ => Tls12Auth::Ecdsa,
+    };
+    let suite = c
+        .suites12
+        .iter()
+        .find(|s| s.auth == auth && hello.cipher_suites.contains(&s.suite))
+        .copied()
+        .ok_or_else(|| {
+            Error::protocol(
+                AlertDescription::HANDSHAKE_FAILURE,
+                "no cipher suite in common",
+            )
+        })?;
+    let scheme = cert.key.choose_scheme(schemes, false).ok_or_else(|| {
+        Error::protocol(
+            AlertDescription::HANDSHAKE_FAILURE,
+            "no signature scheme in common",
+        )
+    })?;
+    // RFC 8422 §4: without supported_groups the client accepts any curve.
+    let client_groups = hello.supported_groups();
+    let group = c
+        .groups
+        .iter()
+        .copied()
+        .filter(|g| !g.is_tls13_only())
+        .find(|g| client_groups.is_none_or(|cg| cg.contains(g)))
+        .ok_or_else(|| {
+            Error::protocol(
+                AlertDescription::HANDSHAKE_FAILURE,
+                "no key exchange group in common",
+            )
+        })?;
+    let alpn = match (hello.alpn(), c.alpn.is_empty()) {
+        (Some(theirs), false) => Some(
+            c.alpn
+                .iter()
+                .find(|p| theirs.contains(p))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::protocol(
+                        AlertDescription::NO_APPLICATION_PROTOCOL,
+                        "no ALPN protocol in common",
+                    )
+                })?,
+        ),
+        _ => None,
+    };
+
+    let mut random = [0u8; 32];
+    fill_random(&mut random)?;
+    if c.versions.contains(&ProtocolVersion::TLS1_3) {
+        random[24..].copy_from_slice(&DOWNGRADE_TLS12);
+    }
+    let mut ext = Vec::new();
+    if secure_reneg {
+        ext.push(ServerExtension::RenegotiationInfo(Vec::new()));
+    }
+    if ems {
+        ext.push(ServerExtension::ExtendedMasterSecret);
+    }
+    if hello
+        .find(crate::codec::ExtensionType::EC_POINT_FORMATS)
+        .is_some()
+    {
+        ext.push(ServerExtension::EcPointFormats(vec![0]));
+    }
+    if let Some(p) = &alpn {
+        ext.push(ServerExtension::Alpn(p.clone()));
+    }
+    if let Some(name) = hello.server_name() {
+        core.info.server_name = Some(name.to_ascii_lowercase());
+        ext.push(ServerExtension::ServerNameAck);
+    }
+    if let Some(l) = hello.record_size_limit() {
+        let ours = c.record_size_limit.map_or(16384, |v| v.min(16384));
+        ext.push(ServerExtension::RecordSizeLimit(ours));
+        let l = l.min(16384);
+        core.info.peer_record_size_limit = Some(l);
+        core.record.send_fragment = usize::from(l);
+        core.record.recv_fragment = usize::from(ours);
+    }
+    let sh = ServerHello {
+        legacy_version: ProtocolVersion::TLS1_2,
+        random,
+        session_id: Vec::new(),
+        cipher_suite: suite.suite,
+        compression_method: 0,
+        extensions: ext,
+    };
+    let mut msgs = raw.to_vec();
+    send(core, &mut msgs, HandshakeType::SERVER_HELLO, &sh)?;
+    let certs = cert.chain.iter().map(|c| c.as_ref().to_vec()).collect();
+    send(
+        core,
+        &mut msgs,
+        HandshakeType::CERTIFICATE,
+        &Certificate12 { certs },
+    )?;
+
+    let share = KeyShare::generate(group)?;
+    let mut ske = ServerKeyExchangeEcdhe {
+        group,
+        public: share.public().to_vec(),
+        scheme,
+        signature: Vec::new(),
+    };
+    ske.signature = cert
+        .key
+        .sign(scheme, &ske.signed_message(&hello.random, &random))?;
+    send(core, &mut msgs, HandshakeType::SERVER_KEY_EXCHANGE, &ske)?;
+
+    let verifier = match (config.client_auth, &config.client_verifier) {
+        (ClientAuth::None, _) | (_, None) => None,
+        (mode, Some(v)) => Some((mode, v.clone())),
+    };
+    if let Some((_, v)) = &verifier {
+        let req = CertificateRequest12 {
+            // rsa_sign(1), ecdsa_sign(64) (RFC 5246 §7.4.4, RFC 8422 §5.5).
+            cert_types: vec![1, 64],
+            schemes: SUPPORTED_TLS12_SCHEMES.to_vec(),
+            authorities: v.root_hint_subjects(),
+        };
+        send(core, &mut msgs, HandshakeType::CERTIFICATE_REQUEST, &req)?;
+    }
+    let mut done = Vec::new();
+    put_handshake(&mut done, HandshakeType::SERVER_HELLO_DONE, |_| {});
+    msgs.extend_from_slice(&done);
+    core.send_handshake(&done)?;
+
+    core.info.version = Some(ProtocolVersion::TLS1_2);
+    core.info.suite = Some(suite.suite);
+    core.info.group = Some(group);
+    core.info.alpn = alpn;
+    core.info.signature_scheme = Some(scheme);
+    let hs = Hs {
+        config: config.clone(),
+        suite,
+        client_random: hello.random,
+        server_random: random,
+        msgs,
+        ems,
+    };
+    let next = WaitClientKeyExchange {
+        hs,
+        share,
+        required: false,
+        chain: Vec::new(),
+    };
+    Ok(match verifier {
+        Some((mode, _)) => Server12::WaitClientCertificate(Box::new(WaitClientKeyExchange {
+            required: mode == ClientAuth::Require,
+            ..next
+        })),
+        None => Server12::WaitClientKeyExchange(Box::new(next)),
+    })
+}
+
+fn send<T: Codec>(core: &mut Core, msgs: &mut Vec<u8>, typ: HandshakeType, m: &T) -> Result<()> {
+    let mut out = Vec::new();
+    put_handshake(&mut out, typ, |o| m.encode(o));
+    msgs.extend_from_slice(&out);
+    core.send_handshake(&out)
+}
+
+pub struct WaitClientKeyExchange {
+    hs: Hs,
+    share: KeyShare,
+    required: bool,
+    /// The client's certificate chain, if it sent one.
+    chain: Vec<CertificateDer<'static>>,
+}
+
+impl WaitClientKeyExchange {
+    fn handle_certificate(
+        mut self: Box<Self>,
+        core: &mut Core,
+        msg: &Message<'_>,
+    ) -> Result<Server12> {
+        let cert: Certificate12 = msg.decode(HandshakeType::CERTIFICATE)?;
+        if cert.certs.len() > core.limits.max_certificate_chain {
+            return Err(Error::LimitExceeded {
+                alert: AlertDescription::BAD_CERTIFICATE,
+                limit: "certificate chain length",
+            });
+        }
+        self.hs.msgs.extend_from_slice(msg.raw);
+        let chain: Vec<CertificateDer<'static>> =
+            cert.certs.into_iter().map(CertificateDer::from).collect();
+        match chain.split_first() {
+            None if self.required => {
+                // RFC 5246 §7.4.6 (TLS 1.2 has no certificate_required alert).
+                return Err(Error::protocol(
+                    AlertDescription::HANDSHAKE_FAILURE,
+                    "client sent no certificate",
+                ));
+            }
+            None => {}
+            Some((leaf, rest)) => {
+                let Some(v) = &self.hs.config.client_verifier else {
+                    return Err(Error::internal("client certificate without a verifier"));
+                };
+                v.verify_client_cert(leaf, rest, self.hs.config.common.time.unix_time())?;
+            }
+        }
+        self.chain = chain;
+        Ok(Server12::WaitClientKeyExchange(self))
+    }
+
+    fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<Server12> {
+        let cke: ClientKeyExchangeEcdhe = msg.decode(HandshakeType::CLIENT_KEY_EXCHANGE)?;
+        let WaitClientKeyExchange {
+            mut hs,
+            share,
+            chain,
+            ..
+        } = *self;
+        let pms = share.complete(&cke.public)?;
+        hs.msgs.extend_from_slice(msg.raw);
+        let session_hash = hs.ems.then(|| hash(hs.suite.hash, &hs.msgs));
+        let master = master_secret(
+            hs.suite,
+            pms.as_bytes(),
+            session_hash.as_ref().map(|h| h.as_bytes()),
+            &hs.client_random,
+            &hs.server_random,
+        );
+        let (client_key, server_key) =
+            record_keys(hs.suite, &master, &hs.client_random, &hs.server_random)?;
+        core.pending_read = Some((client_key, protection(hs.suite)));
+        if let Some(kl) = &core.key_log {
+            kl.log("CLIENT_RANDOM", &hs.client_random, master.as_bytes());
+        }
+        let fin = WaitFinished {
+            hs,
+            master,
+            server_key,
+        };
+        if chain.is_empty() {
+            Ok(Server12::WaitFinished(Box::new(fin)))
+        } else {
+            Ok(Server12::WaitCertificateVerify(Box::new(
+                WaitCertificateVerify { fin, chain },
+            )))
+        }
+    }
+}
+
+pub struct WaitCertificateVerify {
+    fin: WaitFinished,
+    chain: Vec<CertificateDer<'static>>,
+}
+
+impl WaitCertificateVerify {
+    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<Server12> {
+        let cv: CertificateVerify = msg.decode(HandshakeType::CERTIFICATE_VERIFY)?;
+        let hs = &mut self.fin.hs;
+        if !SUPPORTED_TLS12_SCHEMES.contains(&cv.scheme) {
+            return Err(Error::illegal(
+                "client CertificateVerify uses a scheme we did not offer",
+            ));
+        }
+        let Some(v) = &hs.config.client_verifier else {
+            return Err(Error::internal("client certificate without a verifier"));
+        };
+        v.verify_tls12_signature(cv.scheme, &self.chain[0], &hs.msgs, &cv.signature)?;
+        hs.msgs.extend_from_slice(msg.raw);
+        core.info.peer_signature_scheme = Some(cv.scheme);
+        core.info.client_authenticated = true;
+        if hs.config.common.keep_peer_certificates {
+            core.info.peer_certificates = self.chain;
+        }
+        Ok(Server12::WaitFinished(Box::new(self.fin)))
+    }
+}
+
+pub struct WaitFinished {
+    hs: Hs,
+    master: Secret,
+    server_key: crate::crypto::RecordKey,
+}
+
+impl WaitFinished {
+    fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<Server12> {
+        msg.expect(HandshakeType::FINISHED)?;
+        if core.pending_read.is_some() {
+            return Err(Error::unexpected("Finished before ChangeCipherSpec"));
+        }
+        let WaitFinished {
+            mut hs,
+            master,
+            server_key,
+        } = *self;
+        check_finished(&verify_data(hs.suite, &master, true, &hs.msgs), msg.body)?;
+        hs.msgs.extend_from_slice(msg.raw);
+        core.send_ccs()?;
+        core.record.set_write(server_key, protection(hs.suite));
+        let fin = finished_message(&verify_data(hs.suite, &master, false, &hs.msgs));
+        core.send_handshake(&fin)?;
+        core.tls12 = Some(Tls12Secrets {
+            suite: hs.suite,
+            master,
+            client_random: hs.client_random,
+            server_random: hs.server_random,
+            ems: hs.ems,
+        });
+        Ok(Server12::Connected)
+    }
+}
