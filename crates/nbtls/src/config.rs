@@ -13,6 +13,7 @@ use rustls_pki_types::UnixTime;
 use crate::codec::{NamedGroup, ProtocolVersion};
 use crate::crypto::{Tls12Suite, Tls13Suite, TLS12_SUITES, TLS13_SUITES};
 use crate::error::{Error, Result};
+use crate::handshake::resumption::{MemorySessionStore, SessionStore, Ticketer};
 use crate::x509::{
     CertifiedKey, ClientCertVerifier, NoServerVerification, ResolvesServerCert, ServerCertVerifier,
     TrustAnchors, WebPkiClientVerifier, WebPkiServerVerifier,
@@ -375,6 +376,7 @@ pub struct ClientConfig {
     /// Groups the first ClientHello carries key shares for.
     pub(crate) key_share_groups: Vec<NamedGroup>,
     pub(crate) middlebox_compat: bool,
+    pub(crate) session_store: Option<Arc<dyn SessionStore>>,
 }
 
 impl ClientConfig {
@@ -401,6 +403,7 @@ impl ClientConfig {
             client_cert: None,
             key_share_groups: vec![NamedGroup::X25519MLKEM768, NamedGroup::X25519],
             middlebox_compat: true,
+            session_store: Some(Arc::new(MemorySessionStore::new(256))),
         }
     }
 
@@ -425,6 +428,13 @@ impl ClientConfig {
         }
         self.key_share_groups = groups.to_vec();
         Ok(self)
+    }
+
+    /// Where sessions to resume are kept (default: 256 in memory, shared
+    /// by every session of this config); `None` disables resumption.
+    pub fn session_store(mut self, store: Option<Arc<dyn SessionStore>>) -> Self {
+        self.session_store = store;
+        self
     }
 
     /// Middlebox compatibility mode (RFC 8446 §D.4), on by default.
@@ -460,6 +470,8 @@ pub struct ServerConfig {
     pub(crate) client_auth: ClientAuth,
     pub(crate) client_verifier: Option<Arc<dyn ClientCertVerifier>>,
     pub(crate) pause_after_client_hello: bool,
+    pub(crate) ticketer: Option<Arc<Ticketer>>,
+    pub(crate) send_tickets: usize,
 }
 
 impl ServerConfig {
@@ -476,6 +488,8 @@ impl ServerConfig {
             client_auth: ClientAuth::None,
             client_verifier: None,
             pause_after_client_hello: false,
+            ticketer: Ticketer::new().ok().map(Arc::new),
+            send_tickets: 2,
         }
     }
 
@@ -501,6 +515,21 @@ impl ServerConfig {
     ) -> Self {
         self.client_auth = mode;
         self.client_verifier = Some(verifier);
+        self
+    }
+
+    /// The ticket sealer (default: a random key, this process only); share
+    /// one built with `Ticketer::with_secret` across a fleet. `None`
+    /// disables resumption.
+    pub fn ticketer(mut self, ticketer: Option<Arc<Ticketer>>) -> Self {
+        self.ticketer = ticketer;
+        self
+    }
+
+    /// TLS 1.3 NewSessionTickets sent after each full or resumed handshake
+    /// (default 2).
+    pub fn tickets(mut self, count: usize) -> Self {
+        self.send_tickets = count;
         self
     }
 

@@ -648,7 +648,7 @@ impl Engine {
 
     /// Tickets the client received (newest last).
     pub fn tickets(&self) -> usize {
-        self.core.tickets.len()
+        self.core.tickets_received.min(self.core.limits.max_tickets)
     }
 
     /// Bytes held in buffers (for memory measurements).

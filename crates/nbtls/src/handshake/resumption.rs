@@ -45,14 +45,20 @@ impl Ticketer {
     /// A ticketer whose keys derive from `secret`: give every server of a
     /// fleet the same secret and each resumes the others' tickets.
     pub fn with_secret(secret: &[u8; 32]) -> Self {
-        Ticketer { secret: Secret::from_slice(secret), period: 12 * 3600, lifetime: 7200 }
+        Ticketer {
+            secret: Secret::from_slice(secret),
+            period: 12 * 3600,
+            lifetime: 7200,
+        }
     }
 
     /// How often the ticket key changes (default 12 h). A ticket is
     /// accepted during the period it was issued in and the next one.
     pub fn rotation(mut self, period: Duration) -> Result<Self> {
         if period.as_secs() == 0 {
-            return Err(Error::config("ticket key rotation period must be at least 1 s"));
+            return Err(Error::config(
+                "ticket key rotation period must be at least 1 s",
+            ));
         }
         self.period = period.as_secs();
         Ok(self)
@@ -73,14 +79,22 @@ impl Ticketer {
 
     fn key(&self, index: u64) -> Option<RecordKey> {
         let mut k = zeroize::Zeroizing::new([0u8; 32]);
-        hkdf_expand_label(HashAlg::Sha256, self.secret.as_bytes(), TICKET_KEY_LABEL, &index.to_be_bytes(), &mut k[..]);
+        hkdf_expand_label(
+            HashAlg::Sha256,
+            self.secret.as_bytes(),
+            TICKET_KEY_LABEL,
+            &index.to_be_bytes(),
+            &mut k[..],
+        );
         RecordKey::new(AeadAlg::Aes256Gcm, &k[..], &[0; 12]).ok()
     }
 
     /// index ‖ nonce ‖ AEAD(state); the index and nonce are the AAD.
     pub(crate) fn seal(&self, state: &[u8], now_unix: u64) -> Result<Vec<u8>> {
         let index = now_unix / self.period;
-        let key = self.key(index).ok_or_else(|| Error::internal("ticket key"))?;
+        let key = self
+            .key(index)
+            .ok_or_else(|| Error::internal("ticket key"))?;
         let mut nonce = [0u8; NONCE_LEN];
         fill_random(&mut nonce)?;
         let mut out = Vec::with_capacity(INDEX_LEN + NONCE_LEN + state.len() + AeadAlg::TAG_LEN);
@@ -109,7 +123,10 @@ impl Ticketer {
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&head[INDEX_LEN..]);
         let mut body = body.to_vec();
-        let n = self.key(index)?.open_with_nonce(nonce, head, &mut body).ok()?;
+        let n = self
+            .key(index)?
+            .open_with_nonce(nonce, head, &mut body)
+            .ok()?;
         body.truncate(n);
         Some(body)
     }
@@ -164,7 +181,18 @@ impl TicketState {
         let max_early_data = r.u32("early").ok()?;
         let _reserved = r.u16("reserved").ok()?;
         r.finish("ticket").ok()?;
-        Some(TicketState { version, suite, secret, issued, age_add, lifetime, server_name, alpn, ems, max_early_data })
+        Some(TicketState {
+            version,
+            suite,
+            secret,
+            issued,
+            age_add,
+            lifetime,
+            server_name,
+            alpn,
+            ems,
+            max_early_data,
+        })
     }
 
     /// Still within its lifetime at `now`.
@@ -186,9 +214,6 @@ pub struct ClientSession {
     pub(crate) age_add: u32,
     pub(crate) max_early_data: u32,
     pub(crate) alpn: Option<Vec<u8>>,
-    pub(crate) ems: bool,
-    /// TLS 1.2 session id (echoed when the server resumes by id).
-    pub(crate) session_id: Vec<u8>,
 }
 
 impl fmt::Debug for ClientSession {
@@ -208,6 +233,11 @@ impl ClientSession {
 
     pub fn suite(&self) -> CipherSuite {
         self.suite
+    }
+
+    /// The ALPN protocol the session negotiated.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        self.alpn.as_deref()
     }
 
     /// Early data this session allows (TLS 1.3), 0 if none.
@@ -238,7 +268,11 @@ pub struct MemorySessionStore {
 impl MemorySessionStore {
     /// Holds at most `capacity` sessions in all, 4 per server name.
     pub fn new(capacity: usize) -> Self {
-        MemorySessionStore { inner: Mutex::new(VecDeque::new()), capacity, per_server: 4 }
+        MemorySessionStore {
+            inner: Mutex::new(VecDeque::new()),
+            capacity,
+            per_server: 4,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -295,7 +329,9 @@ mod tests {
 
     #[test]
     fn tickets_open_in_their_period_and_the_next_only() {
-        let t = Ticketer::with_secret(&[1; 32]).rotation(Duration::from_secs(100)).unwrap();
+        let t = Ticketer::with_secret(&[1; 32])
+            .rotation(Duration::from_secs(100))
+            .unwrap();
         let sealed = t.seal(&state().encode(), 1050).unwrap();
         assert!(t.open(&sealed, 1099).is_some());
         assert!(t.open(&sealed, 1199).is_some());
@@ -304,9 +340,13 @@ mod tests {
         assert_eq!(back.secret.as_bytes(), &[7; 32]);
         assert_eq!(back.alpn, b"h2");
         // Another server with the same secret opens it; one without does not.
-        let fleet = Ticketer::with_secret(&[1; 32]).rotation(Duration::from_secs(100)).unwrap();
+        let fleet = Ticketer::with_secret(&[1; 32])
+            .rotation(Duration::from_secs(100))
+            .unwrap();
         assert!(fleet.open(&sealed, 1050).is_some());
-        let other = Ticketer::with_secret(&[2; 32]).rotation(Duration::from_secs(100)).unwrap();
+        let other = Ticketer::with_secret(&[2; 32])
+            .rotation(Duration::from_secs(100))
+            .unwrap();
         assert!(other.open(&sealed, 1050).is_none());
     }
 
@@ -335,8 +375,6 @@ mod tests {
             age_add: 0,
             max_early_data: 0,
             alpn: None,
-            ems: false,
-            session_id: Vec::new(),
         };
         for n in 0..5 {
             s.put("a", mk(n));

@@ -14,11 +14,14 @@ use crate::codec::{
     KeyShareEntry, NewSessionTicket13, ProtocolVersion, PskKeyExchangeMode, ServerExtension,
     ServerHello, SignatureScheme,
 };
+use crate::codec::{OfferedPsks, PskIdentity};
 use crate::config::ClientConfig;
 use crate::crypto::key_schedule::{self, EarlySecret, HandshakeSecret};
 use crate::crypto::kx::KeyShare;
-use crate::crypto::{fill_random, Secret, Tls13Suite};
+use crate::crypto::HashAlg;
+use crate::crypto::{fill_random, tls13_suite, Secret, Tls13Suite};
 use crate::error::{Error, Result};
+use crate::handshake::resumption::ClientSession;
 use crate::handshake::transcript::Transcript;
 
 /// The client's states, named by the message each waits for.
@@ -57,6 +60,7 @@ impl ClientState {
         if let ServerName::DnsName(name) = &server_name {
             core.info.server_name = Some(name.as_ref().to_string());
         }
+        let resume = take_session(core, &config, &server_name);
         let mut st = WaitServerHello {
             config,
             server_name,
@@ -66,6 +70,7 @@ impl ClientState {
             transcript: Transcript::default(),
             hrr_suite: None,
             cookie: None,
+            resume,
         };
         st.send_hello(core)?;
         Ok(ClientState::WaitServerHello(Box::new(st)))
@@ -102,6 +107,30 @@ pub struct WaitServerHello {
     /// Set after a HelloRetryRequest: the suite it chose.
     hrr_suite: Option<CipherSuite>,
     cookie: Option<Vec<u8>>,
+    /// The session offered for resumption, and its ticket age in ms.
+    resume: Option<(ClientSession, u32)>,
+}
+
+/// A stored TLS 1.3 session for this server whose hash one of our suites
+/// shares, if any (taken: a ticket is used once, RFC 8446 §C.4).
+fn take_session(
+    core: &Core,
+    config: &ClientConfig,
+    server_name: &ServerName<'static>,
+) -> Option<(ClientSession, u32)> {
+    if !offers(config, ProtocolVersion::TLS1_3) {
+        return None;
+    }
+    let store = config.session_store.as_ref()?;
+    let now = config.common.time.unix_time().as_secs();
+    let _ = core;
+    let s = store.take(&server_name.to_str())?;
+    let hash = tls13_suite(s.suite)?.hash;
+    let usable = s.version == ProtocolVersion::TLS1_3
+        && s.fresh(now)
+        && config.common.suites.iter().any(|x| x.hash == hash);
+    let age_ms = (now.saturating_sub(s.received)).saturating_mul(1000);
+    usable.then_some((s, u32::try_from(age_ms).unwrap_or(u32::MAX)))
 }
 
 impl WaitServerHello {
@@ -173,6 +202,18 @@ impl WaitServerHello {
                 PskKeyExchangeMode::PSK_DHE_KE,
             ]));
         }
+        // pre_shared_key goes last (RFC 8446 §4.2.11); the binder is filled
+        // in by `send_hello` once the rest is encoded.
+        if let (true, Some((s, age))) = (v13, &self.resume) {
+            let hash_len = tls13_suite(s.suite).map_or(32, |t| t.hash.output_len());
+            ext.push(ClientExtension::PreSharedKey(OfferedPsks {
+                identities: vec![PskIdentity {
+                    identity: s.ticket.clone(),
+                    obfuscated_ticket_age: age.wrapping_add(s.age_add),
+                }],
+                binders: vec![vec![0; hash_len]],
+            }));
+        }
         let mut suites: Vec<CipherSuite> = Vec::new();
         if v13 {
             suites.extend(c.suites.iter().map(|s| s.suite));
@@ -194,8 +235,25 @@ impl WaitServerHello {
 
     fn send_hello(&mut self, core: &mut Core) -> Result<()> {
         let mut msg = Vec::new();
-        let hello = self.hello();
+        let mut hello = self.hello();
         put_handshake(&mut msg, HandshakeType::CLIENT_HELLO, |o| hello.encode(o));
+        if let (Some(trunc), Some((s, _))) = (hello.binders_offset(), &self.resume) {
+            // RFC 8446 §4.2.11.2: the binder is a Finished over the
+            // transcript up to the truncated ClientHello.
+            let alg = tls13_suite(s.suite).map_or(HashAlg::Sha256, |t| t.hash);
+            let mut t = self.transcript.clone();
+            t.start_hash(alg);
+            t.add(msg.get(..trunc).unwrap_or(&msg));
+            let early = EarlySecret::new(alg, Some(s.secret.as_bytes()));
+            let binder = key_schedule::finished_verify_data(
+                alg,
+                &early.binder_key(true),
+                t.current().as_bytes(),
+            );
+            hello.set_binders(vec![binder.as_bytes().to_vec()]);
+            msg.clear();
+            put_handshake(&mut msg, HandshakeType::CLIENT_HELLO, |o| hello.encode(o));
+        }
         self.transcript.add(&msg);
         core.send_handshake(&msg)
     }
@@ -259,6 +317,7 @@ impl WaitServerHello {
         for e in &sh.extensions {
             match e {
                 ServerExtension::SupportedVersion(_) | ServerExtension::KeyShare(_) => {}
+                ServerExtension::PreSharedKey(0) if self.resume.is_some() => {}
                 ServerExtension::PreSharedKey(_) => {
                     return Err(Error::illegal("server selected a PSK we did not offer"))
                 }
@@ -290,7 +349,18 @@ impl WaitServerHello {
         core.info.group = Some(share.group);
         self.transcript.start_hash(suite.hash);
         self.transcript.add(msg.raw);
-        let hs = EarlySecret::new(suite.hash, None).into_handshake(shared.as_bytes());
+        let psk = match (sh.selected_psk(), self.resume.take()) {
+            (Some(_), Some((s, _))) => {
+                if tls13_suite(s.suite).map(|t| t.hash) != Some(suite.hash) {
+                    return Err(Error::illegal("resumed with a suite of another hash"));
+                }
+                core.info.resumed = true;
+                Some(s.secret)
+            }
+            _ => None,
+        };
+        let hs = EarlySecret::new(suite.hash, psk.as_ref().map(|s| s.as_bytes()))
+            .into_handshake(shared.as_bytes());
         let hello_hash = self.transcript.current();
         let (client_hs, server_hs) = hs.traffic_secrets(hello_hash.as_bytes());
         core.log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", &client_hs);
@@ -306,6 +376,7 @@ impl WaitServerHello {
                 keys: Keys {
                     config: self.config,
                     server_name: self.server_name,
+                    resumed: psk.is_some(),
                     suite,
                     transcript: self.transcript,
                     hs,
@@ -363,6 +434,13 @@ impl WaitServerHello {
         }
         self.cookie = cookie;
         self.hrr_suite = Some(suite.suite);
+        if self
+            .resume
+            .as_ref()
+            .is_some_and(|(s, _)| tls13_suite(s.suite).map(|t| t.hash) != Some(suite.hash))
+        {
+            self.resume = None;
+        }
         core.info.hello_retry = true;
         self.transcript.replace_with_message_hash(suite.hash);
         self.transcript.add(msg.raw);
@@ -382,6 +460,8 @@ impl WaitServerHello {
 struct Keys {
     config: Arc<ClientConfig>,
     server_name: ServerName<'static>,
+    /// The server accepted our PSK: it does not authenticate again.
+    resumed: bool,
     suite: &'static Tls13Suite,
     transcript: Transcript,
     hs: HandshakeSecret,
@@ -447,6 +527,12 @@ impl WaitEncryptedExtensions {
             }
         }
         keys.transcript.add(msg.raw);
+        if keys.resumed {
+            return Ok(ClientState::WaitFinished(Box::new(WaitFinished {
+                keys,
+                cert_request: None,
+            })));
+        }
         Ok(ClientState::WaitCertificate(Box::new(WaitCertificate {
             keys,
             cert_request: None,
@@ -567,6 +653,7 @@ impl WaitFinished {
         msg.expect(HandshakeType::FINISHED)?;
         let Keys {
             config,
+            server_name,
             suite,
             mut transcript,
             hs,
@@ -596,6 +683,13 @@ impl WaitFinished {
         core.send_handshake(&fin)?;
         core.set_write_secret(suite, &client_ap)?;
         let resumption = master.resumption_master_secret(transcript.current().as_bytes());
+        if let Some(store) = &config.session_store {
+            core.session_sink = Some(super::SessionSink {
+                store: store.clone(),
+                server_name: server_name.to_str().into_owned(),
+                time: config.common.time.clone(),
+            });
+        }
         core.traffic = Some(TrafficSecrets {
             suite,
             client: client_ap,
@@ -659,18 +753,30 @@ fn store_ticket(core: &mut Core, nst: NewSessionTicket13) -> Result<()> {
     if nst.lifetime > 604_800 {
         return Err(Error::illegal("ticket lifetime over 7 days"));
     }
-    if core.tickets.len() >= core.limits.max_tickets {
-        core.tickets.remove(0);
+    core.tickets_received += 1;
+    // Tickets past the per-connection limit, or with lifetime 0, are dropped.
+    if core.tickets_received > core.limits.max_tickets || nst.lifetime == 0 {
+        return Ok(());
     }
+    let Some(sink) = &core.session_sink else {
+        return Ok(());
+    };
     let psk = key_schedule::resumption_psk(t.suite.hash, &t.resumption, &nst.nonce);
-    core.tickets.push(super::StoredTicket {
-        suite: t.suite,
-        ticket: nst.ticket.clone(),
-        psk,
-        lifetime: nst.lifetime,
-        age_add: nst.age_add,
-        max_early_data: nst.max_early_data(),
-    });
+    let max_early_data = nst.max_early_data().unwrap_or(0);
+    sink.store.put(
+        &sink.server_name,
+        ClientSession {
+            version: ProtocolVersion::TLS1_3,
+            suite: t.suite.suite,
+            ticket: nst.ticket,
+            secret: psk,
+            received: sink.time.unix_time().as_secs(),
+            lifetime: nst.lifetime,
+            age_add: nst.age_add,
+            max_early_data,
+            alpn: core.info.alpn.clone(),
+        },
+    );
     Ok(())
 }
 

@@ -40,6 +40,8 @@ pub struct SessionInfo {
     pub signature_scheme: Option<SignatureScheme>,
     /// A HelloRetryRequest happened.
     pub hello_retry: bool,
+    /// The handshake resumed a session (no certificates were exchanged).
+    pub resumed: bool,
     /// The peer's record_size_limit, if it sent one.
     pub peer_record_size_limit: Option<u16>,
     /// The client presented a certificate (server side), or we did (client side).
@@ -57,17 +59,6 @@ pub struct TrafficSecrets {
     pub server: Secret,
     pub exporter: Secret,
     pub resumption: Secret,
-}
-
-/// A NewSessionTicket the client received (for resumption).
-#[derive(Clone)]
-pub struct StoredTicket {
-    pub suite: &'static Tls13Suite,
-    pub ticket: Vec<u8>,
-    pub psk: Secret,
-    pub lifetime: u32,
-    pub age_add: u32,
-    pub max_early_data: Option<u32>,
 }
 
 /// What the machines read and write besides their own state.
@@ -89,8 +80,8 @@ pub struct Core {
     /// Server: the client offered early data we are skipping (§4.2.10);
     /// the budget of undecryptable bytes still to drop.
     pub early_data_skip: Option<usize>,
-    /// Client: tickets received after the handshake.
-    pub tickets: Vec<StoredTicket>,
+    /// Client: NewSessionTickets received after the handshake.
+    pub tickets_received: usize,
     /// A compatibility CCS was already sent.
     pub ccs_sent: bool,
     /// Handshake messages queued under the current write key, sealed
@@ -100,6 +91,15 @@ pub struct Core {
     pub pending_read: Option<(RecordKey, crate::record::tls::Protection)>,
     /// TLS 1.2: the master secret and randoms (exporter).
     pub tls12: Option<crate::handshake::tls12::Tls12Secrets>,
+    /// Client: where received tickets are stored for resumption.
+    pub session_sink: Option<SessionSink>,
+}
+
+/// Where a client puts the sessions its tickets make resumable.
+pub struct SessionSink {
+    pub store: Arc<dyn crate::handshake::resumption::SessionStore>,
+    pub server_name: String,
+    pub time: Arc<dyn crate::config::TimeSource>,
 }
 
 impl Core {
@@ -116,11 +116,12 @@ impl Core {
             read_key_epoch: 0,
             ccs_allowed: false,
             early_data_skip: None,
-            tickets: Vec::new(),
+            tickets_received: 0,
             ccs_sent: false,
             hs_pending: Vec::new(),
             pending_read: None,
             tls12: None,
+            session_sink: None,
         }
     }
 

@@ -13,11 +13,14 @@ use crate::codec::{
     ClientHello, Codec, EncryptedExtensions, HandshakeType, KeyShareEntry, NamedGroup,
     ProtocolVersion, ServerExtension, ServerHello, SignatureScheme, HRR_RANDOM,
 };
+use crate::codec::{NewSessionTicket13, PskKeyExchangeMode};
 use crate::config::{ClientAuth, ServerConfig};
-use crate::crypto::key_schedule::{EarlySecret, MasterSecret};
+use crate::crypto::key_schedule::{self, EarlySecret, MasterSecret};
 use crate::crypto::kx;
+use crate::crypto::tls13_suite;
 use crate::crypto::{fill_random, Secret, Tls13Suite};
 use crate::error::{Error, Result};
+use crate::handshake::resumption::TicketState;
 use crate::handshake::transcript::Transcript;
 use crate::x509::{CertifiedKey, ClientHelloInfo};
 
@@ -146,6 +149,10 @@ impl WaitClientHello {
                 "TLS 1.3 ClientHello must offer only null compression",
             ));
         }
+        // The binder of a PSK covers the transcript up to this hello, truncated.
+        let pre_hello = hello
+            .pre_shared_key()
+            .map(|_| (self.transcript.clone(), msg.raw.to_vec()));
         self.transcript.add(msg.raw);
         if let Some(retry) = &self.retry {
             check_second_hello(&hello, retry)?;
@@ -163,6 +170,7 @@ impl WaitClientHello {
             transcript: self.transcript,
             retried: self.retry.is_some(),
             hello,
+            pre_hello,
         };
         if neg.config.pause_after_client_hello && !neg.retried {
             return Ok(ServerState::Paused(Box::new(neg)));
@@ -196,6 +204,9 @@ pub struct Negotiating {
     transcript: Transcript,
     retried: bool,
     hello: ClientHello,
+    /// With a pre_shared_key: the transcript before this hello, and the
+    /// hello's bytes (for the binder).
+    pre_hello: Option<(Transcript, Vec<u8>)>,
 }
 
 impl Negotiating {
@@ -214,12 +225,19 @@ impl Negotiating {
                     "no cipher suite in common",
                 )
             })?;
-        let schemes = hello.signature_algorithms().ok_or_else(|| {
-            Error::protocol(
+        let (suite, psk) = match self.accept_psk(core, suite)? {
+            Some((suite, psk)) => (suite, Some(psk)),
+            None => (suite, None),
+        };
+        let hello = &self.hello;
+        let schemes = hello.signature_algorithms();
+        if schemes.is_none() && psk.is_none() {
+            return Err(Error::protocol(
                 AlertDescription::MISSING_EXTENSION,
                 "no signature_algorithms",
-            )
-        })?;
+            ));
+        }
+        let schemes = schemes.unwrap_or(&[]);
         let (Some(groups), Some(shares)) = (hello.supported_groups(), hello.key_shares()) else {
             return Err(Error::protocol(
                 AlertDescription::MISSING_EXTENSION,
@@ -259,18 +277,25 @@ impl Negotiating {
             alpn: hello.alpn().unwrap_or(&[]),
             tls13: true,
         };
-        let cert = config.certs.resolve(&info).ok_or_else(|| {
-            Error::protocol(
-                AlertDescription::HANDSHAKE_FAILURE,
-                "no certificate for this client",
-            )
-        })?;
-        let scheme = cert.key.choose_scheme(schemes, true).ok_or_else(|| {
-            Error::protocol(
-                AlertDescription::HANDSHAKE_FAILURE,
-                "no signature scheme in common",
-            )
-        })?;
+        // A resumed session authenticates through the PSK, not a certificate.
+        let cert = match psk {
+            Some(_) => None,
+            None => {
+                let cert = config.certs.resolve(&info).ok_or_else(|| {
+                    Error::protocol(
+                        AlertDescription::HANDSHAKE_FAILURE,
+                        "no certificate for this client",
+                    )
+                })?;
+                let scheme = cert.key.choose_scheme(schemes, true).ok_or_else(|| {
+                    Error::protocol(
+                        AlertDescription::HANDSHAKE_FAILURE,
+                        "no signature scheme in common",
+                    )
+                })?;
+                Some((cert, scheme))
+            }
+        };
         let peer_limit = match hello.record_size_limit() {
             Some(l) if l < 64 => return Err(Error::illegal("record_size_limit below 64")),
             other => other,
@@ -284,13 +309,19 @@ impl Negotiating {
             session_id: hello.session_id.clone(),
             cipher_suite: suite.suite,
             compression_method: 0,
-            extensions: vec![
-                ServerExtension::SupportedVersion(ProtocolVersion::TLS1_3),
-                ServerExtension::KeyShare(KeyShareEntry {
-                    group: share.group,
-                    payload: server_share,
-                }),
-            ],
+            extensions: {
+                let mut e = vec![
+                    ServerExtension::SupportedVersion(ProtocolVersion::TLS1_3),
+                    ServerExtension::KeyShare(KeyShareEntry {
+                        group: share.group,
+                        payload: server_share,
+                    }),
+                ];
+                if psk.is_some() {
+                    e.push(ServerExtension::PreSharedKey(0));
+                }
+                e
+            },
         };
         let mut msg = Vec::new();
         put_handshake(&mut msg, HandshakeType::SERVER_HELLO, |o| sh.encode(o));
@@ -306,9 +337,14 @@ impl Negotiating {
         core.info.suite = Some(suite.suite);
         core.info.group = Some(share.group);
         core.info.alpn = alpn.clone();
-        core.info.signature_scheme = Some(scheme);
+        core.info.signature_scheme = cert.as_ref().map(|(_, s)| *s);
+        core.info.resumed = psk.is_some();
+        let psk_dhe = hello
+            .psk_modes()
+            .is_some_and(|m| m.contains(&crate::codec::PskKeyExchangeMode::PSK_DHE_KE));
 
-        let hs = EarlySecret::new(suite.hash, None).into_handshake(shared.as_bytes());
+        let early = EarlySecret::new(suite.hash, psk.as_ref().map(|p| p.as_bytes()));
+        let hs = early.into_handshake(shared.as_bytes());
         let (client_hs, server_hs) = hs.traffic_secrets(self.transcript.current().as_bytes());
         core.log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", &client_hs);
         core.log_secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", &server_hs);
@@ -344,9 +380,9 @@ impl Negotiating {
             core.record.recv_fragment = usize::from(our_limit) - 1;
         }
 
-        let verifier = match (config.client_auth, &config.client_verifier) {
-            (ClientAuth::None, _) | (_, None) => None,
-            (mode, Some(v)) => Some((mode, v.clone())),
+        let verifier = match (config.client_auth, &config.client_verifier, &cert) {
+            (ClientAuth::None, _, _) | (_, None, _) | (_, _, None) => None,
+            (mode, Some(v), Some(_)) => Some((mode, v.clone())),
         };
         if let Some((_, v)) = &verifier {
             let mut extensions = vec![CertReqExtension::SignatureAlgorithms(
@@ -367,7 +403,9 @@ impl Negotiating {
             self.transcript.add(&cr);
             core.send_handshake(&cr)?;
         }
-        send_certificate(core, &mut self.transcript, &cert, scheme)?;
+        if let Some((cert, scheme)) = &cert {
+            send_certificate(core, &mut self.transcript, cert, *scheme)?;
+        }
 
         let fin = finished_message(suite.hash, &server_hs, self.transcript.current().as_bytes());
         self.transcript.add(&fin);
@@ -385,6 +423,7 @@ impl Negotiating {
         let keys = Keys {
             config,
             suite,
+            psk_dhe,
             transcript: self.transcript,
             master,
             client_hs,
@@ -401,6 +440,83 @@ impl Negotiating {
             }
             None => ServerState::WaitClientFinished(Box::new(WaitClientFinished { keys })),
         })
+    }
+
+    /// The session the client offers to resume, if its ticket is ours,
+    /// fresh, for this server name and a suite of the same hash, and its
+    /// binder verifies (RFC 8446 §4.2.11). A binder that does not verify
+    /// is fatal; any other mismatch falls back to a full handshake.
+    fn accept_psk(
+        &self,
+        core: &Core,
+        suite: &'static Tls13Suite,
+    ) -> Result<Option<(&'static Tls13Suite, Secret)>> {
+        let (Some(ticketer), Some(offer), Some((pre, raw))) = (
+            &self.config.ticketer,
+            self.hello.pre_shared_key(),
+            &self.pre_hello,
+        ) else {
+            return Ok(None);
+        };
+        let dhe = PskKeyExchangeMode::PSK_DHE_KE;
+        if !self.hello.psk_modes().is_some_and(|m| m.contains(&dhe)) {
+            return Ok(None);
+        }
+        let (Some(id), Some(binder)) = (offer.identities.first(), offer.binders.first()) else {
+            return Ok(None);
+        };
+        let now = self.config.common.time.unix_time().as_secs();
+        let Some(state) = ticketer
+            .open(&id.identity, now)
+            .and_then(|b| TicketState::decode(&b))
+        else {
+            return Ok(None);
+        };
+        let name = self.hello.server_name().unwrap_or("").to_ascii_lowercase();
+        let Some(ticket_suite) = tls13_suite(state.suite) else {
+            return Ok(None);
+        };
+        // Resume with the ticket's suite when offered, else one of its hash.
+        let chosen = if self.hello.cipher_suites.contains(&state.suite)
+            && self
+                .config
+                .common
+                .suites
+                .iter()
+                .any(|s| s.suite == state.suite)
+        {
+            ticket_suite
+        } else if suite.hash == ticket_suite.hash {
+            suite
+        } else {
+            return Ok(None);
+        };
+        if state.version != ProtocolVersion::TLS1_3
+            || !state.fresh(now)
+            || state.server_name != name.as_bytes()
+        {
+            return Ok(None);
+        }
+        let Some(trunc) = raw.len().checked_sub(offer.binders_len()) else {
+            return Err(Error::decode("binders longer than the ClientHello"));
+        };
+        let mut t = pre.clone();
+        t.start_hash(chosen.hash);
+        t.add(&raw[..trunc]);
+        let early = EarlySecret::new(chosen.hash, Some(state.secret.as_bytes()));
+        if !key_schedule::verify_finished(
+            chosen.hash,
+            &early.binder_key(true),
+            t.current().as_bytes(),
+            binder,
+        ) {
+            return Err(Error::protocol(
+                AlertDescription::DECRYPT_ERROR,
+                "PSK binder does not verify",
+            ));
+        }
+        let _ = core;
+        Ok(Some((chosen, state.secret)))
     }
 
     /// Sends a HelloRetryRequest for `group` (RFC 8446 §4.1.4).
@@ -476,6 +592,8 @@ fn send_certificate(
 struct Keys {
     config: Arc<ServerConfig>,
     suite: &'static Tls13Suite,
+    /// The client accepts tickets (it offered psk_dhe_ke).
+    psk_dhe: bool,
     transcript: Transcript,
     master: MasterSecret,
     client_hs: Secret,
@@ -560,6 +678,8 @@ impl WaitClientFinished {
     fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
         msg.expect(HandshakeType::FINISHED)?;
         let Keys {
+            config,
+            psk_dhe,
             suite,
             mut transcript,
             master,
@@ -580,6 +700,9 @@ impl WaitClientFinished {
         core.early_data_skip = None;
         core.set_read_secret(suite, &client_ap);
         let resumption = master.resumption_master_secret(transcript.current().as_bytes());
+        if psk_dhe {
+            send_tickets(core, &config, suite, &resumption)?;
+        }
         core.traffic = Some(TrafficSecrets {
             suite,
             client: client_ap,
@@ -589,4 +712,54 @@ impl WaitClientFinished {
         });
         Ok(ServerState::Connected)
     }
+}
+
+/// NewSessionTickets after the client's Finished (RFC 8446 §4.6.1), flushed
+/// before `handshake()` returns.
+fn send_tickets(
+    core: &mut Core,
+    config: &ServerConfig,
+    suite: &'static Tls13Suite,
+    resumption: &Secret,
+) -> Result<()> {
+    let Some(ticketer) = &config.ticketer else {
+        return Ok(());
+    };
+    let now = config.common.time.unix_time().as_secs();
+    for i in 0..config.send_tickets {
+        let nonce = (i as u64).to_be_bytes().to_vec();
+        let mut age_add = [0u8; 4];
+        fill_random(&mut age_add)?;
+        let age_add = u32::from_be_bytes(age_add);
+        let state = TicketState {
+            version: ProtocolVersion::TLS1_3,
+            suite: suite.suite,
+            secret: key_schedule::resumption_psk(suite.hash, resumption, &nonce),
+            issued: now,
+            age_add,
+            lifetime: ticketer.ticket_lifetime(),
+            server_name: core
+                .info
+                .server_name
+                .clone()
+                .unwrap_or_default()
+                .into_bytes(),
+            alpn: core.info.alpn.clone().unwrap_or_default(),
+            ems: false,
+            max_early_data: 0,
+        };
+        let nst = NewSessionTicket13 {
+            lifetime: ticketer.ticket_lifetime(),
+            age_add,
+            nonce,
+            ticket: ticketer.seal(&state.encode(), now)?,
+            extensions: Vec::new(),
+        };
+        let mut msg = Vec::new();
+        put_handshake(&mut msg, HandshakeType::NEW_SESSION_TICKET, |o| {
+            nst.encode(o)
+        });
+        core.send_handshake(&msg)?;
+    }
+    Ok(())
 }
