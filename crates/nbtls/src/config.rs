@@ -13,7 +13,9 @@ use rustls_pki_types::UnixTime;
 use crate::codec::{NamedGroup, ProtocolVersion};
 use crate::crypto::{Tls12Suite, Tls13Suite, TLS12_SUITES, TLS13_SUITES};
 use crate::error::{Error, Result};
-use crate::handshake::resumption::{MemorySessionStore, SessionStore, Ticketer};
+use crate::handshake::resumption::{
+    MemorySessionStore, ServerSessionCache, SessionStore, Ticketer,
+};
 use crate::x509::{
     CertifiedKey, ClientCertVerifier, NoServerVerification, ResolvesServerCert, ServerCertVerifier,
     TrustAnchors, WebPkiClientVerifier, WebPkiServerVerifier,
@@ -472,6 +474,7 @@ pub struct ServerConfig {
     pub(crate) pause_after_client_hello: bool,
     pub(crate) ticketer: Option<Arc<Ticketer>>,
     pub(crate) send_tickets: usize,
+    pub(crate) session_cache: Option<Arc<ServerSessionCache>>,
 }
 
 impl ServerConfig {
@@ -490,6 +493,7 @@ impl ServerConfig {
             pause_after_client_hello: false,
             ticketer: Ticketer::new().ok().map(Arc::new),
             send_tickets: 2,
+            session_cache: Some(Arc::new(ServerSessionCache::new(1024))),
         }
     }
 
@@ -523,6 +527,13 @@ impl ServerConfig {
     /// disables resumption.
     pub fn ticketer(mut self, ticketer: Option<Arc<Ticketer>>) -> Self {
         self.ticketer = ticketer;
+        self
+    }
+
+    /// TLS 1.2 resumption by session id: the cache (default 1024 sessions,
+    /// this config only); `None` gives no session ids.
+    pub fn session_cache(mut self, cache: Option<Arc<ServerSessionCache>>) -> Self {
+        self.session_cache = cache;
         self
     }
 

@@ -22,7 +22,9 @@ pub use config::{
     TimeSource,
 };
 pub use error::{Error, Result};
-pub use handshake::resumption::{ClientSession, MemorySessionStore, SessionStore, Ticketer};
+pub use handshake::resumption::{
+    ClientSession, MemorySessionStore, ServerSessionCache, SessionStore, Ticketer,
+};
 pub use handshake::tls13::SessionInfo;
 pub use session::{Direction, Flags, Session, Shutdown};
 pub use transport::{FnTransport, IoTransport, MemoryTransport, Transport};

@@ -105,3 +105,83 @@ fn no_tickets_without_a_ticketer_or_store() {
     let (c, _) = connect(&client, &server);
     assert!(!c.info().resumed);
 }
+
+fn tls12(client: ClientConfig) -> ClientConfig {
+    client.versions(&[ProtocolVersion::TLS1_2]).unwrap()
+}
+
+#[test]
+fn tls12_resumes_with_a_ticket() {
+    let client = tls12(client_config());
+    let server = server_config();
+    let (c, s) = connect(&client, &server);
+    assert_eq!(c.protocol_version(), Some(ProtocolVersion::TLS1_2));
+    assert!(!c.info().resumed && !s.info().resumed);
+    for _ in 0..3 {
+        let (mut c, mut s) = connect(&client, &server);
+        assert!(c.info().resumed && s.info().resumed, "resumed by ticket");
+        assert_eq!(c.protocol_version(), Some(ProtocolVersion::TLS1_2));
+        c.send(b"again").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(s.recv(&mut buf).unwrap(), 5);
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        c.export_keying_material(b"EXPORTER-x", b"", &mut a)
+            .unwrap();
+        s.export_keying_material(b"EXPORTER-x", b"", &mut b)
+            .unwrap();
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn tls12_resumes_by_session_id_without_tickets() {
+    let client = tls12(client_config());
+    let server = server_config().ticketer(None);
+    connect(&client, &server);
+    let (c, s) = connect(&client, &server);
+    assert!(
+        c.info().resumed && s.info().resumed,
+        "resumed by session id"
+    );
+    // Without a cache either, nothing resumes.
+    let server = server_config().ticketer(None).session_cache(None);
+    connect(&client, &server);
+    let (c, _) = connect(&client, &server);
+    assert!(!c.info().resumed);
+}
+
+#[test]
+fn tls12_tickets_resume_across_a_fleet_and_not_elsewhere() {
+    let secret = [5u8; 32];
+    let fleet = |s: &[u8; 32]| {
+        server_config()
+            .session_cache(None)
+            .ticketer(Some(Arc::new(Ticketer::with_secret(s))))
+    };
+    let client = tls12(client_config());
+    connect(&client, &fleet(&secret));
+    let (c, _) = connect(&client, &fleet(&secret));
+    assert!(c.info().resumed);
+    let (c, _) = connect(&client, &fleet(&[6; 32]));
+    assert!(
+        !c.info().resumed,
+        "another fleet's ticket falls back to a full handshake"
+    );
+}
+
+#[test]
+fn a_tls12_session_is_not_offered_to_tls13_and_back() {
+    // A TLS 1.2 session, then a server that speaks TLS 1.3: a full 1.3
+    // handshake (the 1.2 ticket is ignored), whose tickets then resume 1.3.
+    let client = client_config();
+    let server12 = server_config()
+        .versions(&[ProtocolVersion::TLS1_2])
+        .unwrap();
+    connect(&client, &server12);
+    let server = server_config();
+    let (c, _) = connect(&client, &server);
+    assert_eq!(c.protocol_version(), Some(ProtocolVersion::TLS1_3));
+    assert!(!c.info().resumed);
+    let (c, _) = connect(&client, &server);
+    assert!(c.info().resumed);
+}

@@ -214,6 +214,10 @@ pub struct ClientSession {
     pub(crate) age_add: u32,
     pub(crate) max_early_data: u32,
     pub(crate) alpn: Option<Vec<u8>>,
+    /// TLS 1.2: the session used Extended Master Secret.
+    pub(crate) ems: bool,
+    /// TLS 1.2: the server's session id (resumption by id).
+    pub(crate) session_id: Vec<u8>,
 }
 
 impl fmt::Debug for ClientSession {
@@ -308,6 +312,41 @@ impl SessionStore for MemorySessionStore {
     }
 }
 
+/// A TLS 1.2 server's cache of sessions by session id (RFC 5246 §7.4.1.2),
+/// bounded: the oldest entries go first.
+#[derive(Debug)]
+pub struct ServerSessionCache {
+    inner: Mutex<VecDeque<(Vec<u8>, Vec<u8>)>>,
+    capacity: usize,
+}
+
+impl ServerSessionCache {
+    pub fn new(capacity: usize) -> Self {
+        ServerSessionCache {
+            inner: Mutex::new(VecDeque::new()),
+            capacity,
+        }
+    }
+
+    pub(crate) fn put(&self, id: &[u8], state: &TicketState) {
+        let Ok(mut q) = self.inner.lock() else { return };
+        q.retain(|(k, _)| k != id);
+        if q.len() >= self.capacity {
+            q.pop_front();
+        }
+        if self.capacity > 0 {
+            q.push_back((id.to_vec(), state.encode()));
+        }
+    }
+
+    pub(crate) fn get(&self, id: &[u8]) -> Option<TicketState> {
+        let q = self.inner.lock().ok()?;
+        q.iter()
+            .find(|(k, _)| k == id)
+            .and_then(|(_, v)| TicketState::decode(v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +414,8 @@ mod tests {
             age_add: 0,
             max_early_data: 0,
             alpn: None,
+            ems: false,
+            session_id: Vec::new(),
         };
         for n in 0..5 {
             s.put("a", mk(n));

@@ -9,6 +9,7 @@ use super::{
     check_finished, finished_message, master_secret, protection, record_keys, verify_data,
     Tls12Secrets,
 };
+use crate::codec::NewSessionTicket12;
 use crate::codec::{
     put_handshake, AlertDescription, Certificate12, CertificateRequest12, ClientKeyExchangeEcdhe,
     Codec, HandshakeType, ProtocolVersion, ServerExtension, ServerHello, ServerKeyExchangeEcdhe,
@@ -19,6 +20,7 @@ use crate::crypto::hash::hash;
 use crate::crypto::kx::KeyShare;
 use crate::crypto::{tls12_suite, Secret, Tls12Auth, Tls12Suite};
 use crate::error::{Error, Result};
+use crate::handshake::resumption::ClientSession;
 use crate::handshake::tls13::{Core, Message};
 use crate::x509::SUPPORTED_TLS12_SCHEMES;
 
@@ -56,6 +58,12 @@ struct Hs {
     /// Every handshake message so far (signatures and EMS need them).
     msgs: Vec<u8>,
     ems: bool,
+    /// The server's session id (to resume by).
+    session_id: Vec<u8>,
+    /// The server promised a NewSessionTicket.
+    ticket_ack: bool,
+    /// The ticket it sent, with its lifetime hint.
+    ticket: Option<(Vec<u8>, u32)>,
 }
 
 /// Processes a TLS 1.2 ServerHello answering our ClientHello (`hello`, the
@@ -67,6 +75,7 @@ pub fn start(
     hello: Vec<u8>,
     sh: &ServerHello,
     raw: &[u8],
+    resumed: Option<ClientSession>,
 ) -> Result<Client12> {
     if sh.legacy_version != ProtocolVersion::TLS1_2 {
         return Err(Error::protocol(
@@ -89,6 +98,7 @@ pub fn start(
         return Err(Error::illegal("ServerHello selected compression"));
     }
     let mut ems = false;
+    let mut ticket_ack = false;
     for e in &sh.extensions {
         match e {
             ServerExtension::RenegotiationInfo(v) if v.is_empty() => {}
@@ -112,6 +122,7 @@ pub fn start(
                 core.info.alpn = Some(p.clone());
             }
             ServerExtension::ServerNameAck => {}
+            ServerExtension::SessionTicketAck => ticket_ack = true,
             ServerExtension::RecordSizeLimit(l) if config.common.record_size_limit.is_some() => {
                 if *l < 64 {
                     return Err(Error::illegal("record_size_limit below 64"));
@@ -145,16 +156,49 @@ pub fn start(
     core.info.suite = Some(suite.suite);
     let mut msgs = hello;
     msgs.extend_from_slice(raw);
-    Ok(Client12::WaitCertificate(Box::new(WaitCertificate {
-        hs: Hs {
-            config,
-            server_name,
-            suite,
-            client_random: core.client_random,
-            server_random: sh.random,
-            msgs,
-            ems,
-        },
+    let hs = Hs {
+        config,
+        server_name,
+        suite,
+        client_random: core.client_random,
+        server_random: sh.random,
+        msgs,
+        ems,
+        session_id: sh.session_id.clone(),
+        ticket_ack,
+        ticket: None,
+    };
+    if let Some(session) = resumed {
+        return resume(core, hs, session);
+    }
+    Ok(Client12::WaitCertificate(Box::new(WaitCertificate { hs })))
+}
+
+/// The server resumed our session (RFC 5246 §7.3): its CCS and Finished
+/// come next, then ours.
+fn resume(core: &mut Core, hs: Hs, session: ClientSession) -> Result<Client12> {
+    if session.suite != hs.suite.suite {
+        return Err(Error::illegal("resumed session with another cipher suite"));
+    }
+    // RFC 7627 §5.3: the EMS use must not change on resumption.
+    if session.ems != hs.ems {
+        return Err(Error::protocol(
+            AlertDescription::HANDSHAKE_FAILURE,
+            "resumption changed Extended Master Secret use",
+        ));
+    }
+    let master = session.secret.clone();
+    let (client_key, server_key) =
+        record_keys(hs.suite, &master, &hs.client_random, &hs.server_random)?;
+    core.pending_read = Some((server_key, protection(hs.suite)));
+    if let Some(kl) = &core.key_log {
+        kl.log("CLIENT_RANDOM", &hs.client_random, master.as_bytes());
+    }
+    core.info.resumed = true;
+    Ok(Client12::WaitFinished(Box::new(WaitFinished {
+        hs,
+        master,
+        resumed: Some((client_key, session)),
     })))
 }
 
@@ -328,6 +372,7 @@ impl WaitServerHelloDone {
         Ok(Client12::WaitFinished(Box::new(WaitFinished {
             hs,
             master,
+            resumed: None,
         })))
     }
 }
@@ -342,26 +387,82 @@ fn send<T: Codec>(core: &mut Core, msgs: &mut Vec<u8>, typ: HandshakeType, m: &T
 pub struct WaitFinished {
     hs: Hs,
     master: Secret,
+    /// An abbreviated handshake: our write key, sent after the server's
+    /// Finished, and the session being resumed.
+    resumed: Option<(crate::crypto::RecordKey, ClientSession)>,
 }
 
 impl WaitFinished {
-    fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<Client12> {
+    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<Client12> {
+        if msg.typ == HandshakeType::NEW_SESSION_TICKET
+            && self.hs.ticket_ack
+            && self.hs.ticket.is_none()
+        {
+            let nst = NewSessionTicket12::from_bytes(msg.body)?;
+            self.hs.msgs.extend_from_slice(msg.raw);
+            self.hs.ticket = Some((nst.ticket, nst.lifetime_hint));
+            return Ok(Client12::WaitFinished(self));
+        }
         msg.expect(HandshakeType::FINISHED)?;
         if core.pending_read.is_some() {
             return Err(Error::unexpected("Finished before ChangeCipherSpec"));
         }
-        let hs = self.hs;
-        check_finished(
-            &verify_data(hs.suite, &self.master, false, &hs.msgs),
-            msg.body,
-        )?;
+        let WaitFinished {
+            mut hs,
+            master,
+            resumed,
+        } = *self;
+        check_finished(&verify_data(hs.suite, &master, false, &hs.msgs), msg.body)?;
+        hs.msgs.extend_from_slice(msg.raw);
+        let session = match resumed {
+            Some((client_key, session)) => {
+                core.send_ccs()?;
+                core.record.set_write(client_key, protection(hs.suite));
+                let fin = finished_message(&verify_data(hs.suite, &master, true, &hs.msgs));
+                core.send_handshake(&fin)?;
+                // TLS 1.2 sessions may be resumed again (a new ticket, if
+                // the server sent one, replaces the old).
+                let mut session = session;
+                if let Some((ticket, _)) = hs.ticket.take() {
+                    session.ticket = ticket;
+                }
+                Some(session)
+            }
+            None => new_session(&hs, &master),
+        };
+        if let (Some(session), Some(store)) = (session, &hs.config.session_store) {
+            store.put(&hs.server_name.to_str(), session);
+        }
         core.tls12 = Some(Tls12Secrets {
             suite: hs.suite,
-            master: self.master,
+            master,
             client_random: hs.client_random,
             server_random: hs.server_random,
             ems: hs.ems,
         });
         Ok(Client12::Connected)
     }
+}
+
+/// The session a full handshake leaves to resume, if the server gave it a
+/// ticket or an id.
+fn new_session(hs: &Hs, master: &Secret) -> Option<ClientSession> {
+    let (ticket, hint) = hs.ticket.clone().unwrap_or_default();
+    if ticket.is_empty() && hs.session_id.is_empty() {
+        return None;
+    }
+    Some(ClientSession {
+        version: ProtocolVersion::TLS1_2,
+        suite: hs.suite.suite,
+        ticket,
+        secret: master.clone(),
+        received: hs.config.common.time.unix_time().as_secs(),
+        // RFC 5077 §5.6: a zero hint means "unspecified".
+        lifetime: if hint == 0 { 7200 } else { hint.min(604_800) },
+        age_add: 0,
+        max_early_data: 0,
+        alpn: None,
+        ems: hs.ems,
+        session_id: hs.session_id.clone(),
+    })
 }

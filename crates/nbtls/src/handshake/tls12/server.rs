@@ -9,6 +9,7 @@ use super::{
     check_finished, finished_message, master_secret, protection, record_keys, verify_data,
     Tls12Secrets,
 };
+use crate::codec::NewSessionTicket12;
 use crate::codec::{
     put_handshake, AlertDescription, Certificate12, CertificateRequest12, CertificateVerify,
     CipherSuite, ClientExtension, ClientHello, ClientKeyExchangeEcdhe, Codec, HandshakeType,
@@ -17,8 +18,9 @@ use crate::codec::{
 use crate::config::{ClientAuth, ServerConfig};
 use crate::crypto::hash::hash;
 use crate::crypto::kx::KeyShare;
-use crate::crypto::{fill_random, Secret, Tls12Auth, Tls12Suite};
+use crate::crypto::{fill_random, tls12_suite, Secret, Tls12Auth, Tls12Suite};
 use crate::error::{Error, Result};
+use crate::handshake::resumption::TicketState;
 use crate::handshake::tls13::{Core, Message};
 use crate::x509::{ClientHelloInfo, KeyKind, SUPPORTED_TLS12_SCHEMES};
 
@@ -27,6 +29,7 @@ pub enum Server12 {
     WaitClientKeyExchange(Box<WaitClientKeyExchange>),
     WaitCertificateVerify(Box<WaitCertificateVerify>),
     WaitFinished(Box<WaitFinished>),
+    WaitResumedFinished(Box<WaitResumedFinished>),
     Connected,
 }
 
@@ -37,6 +40,7 @@ impl Server12 {
             Server12::WaitClientKeyExchange(s) => s.handle(core, msg),
             Server12::WaitCertificateVerify(s) => s.handle(core, msg),
             Server12::WaitFinished(s) => s.handle(core, msg),
+            Server12::WaitResumedFinished(s) => s.handle(core, msg),
             Server12::Connected => Err(Error::unexpected("unexpected post-handshake message")),
         }
     }
@@ -53,6 +57,197 @@ struct Hs {
     server_random: [u8; 32],
     msgs: Vec<u8>,
     ems: bool,
+    /// Our session id (empty: not resumable by id).
+    session_id: Vec<u8>,
+    /// We promised a NewSessionTicket (RFC 5077 §3.2).
+    ticket_ack: bool,
+}
+
+#[derive(Clone, Copy)]
+struct HelloFlags {
+    secure_reneg: bool,
+    ems: bool,
+    ticket_ack: bool,
+}
+
+/// A server random, with the RFC 8446 §4.1.3 downgrade sentinel when we
+/// could have spoken TLS 1.3.
+fn server_random(config: &ServerConfig) -> Result<[u8; 32]> {
+    let mut random = [0u8; 32];
+    fill_random(&mut random)?;
+    if config.common.versions.contains(&ProtocolVersion::TLS1_3) {
+        random[24..].copy_from_slice(&DOWNGRADE_TLS12);
+    }
+    Ok(random)
+}
+
+/// The ServerHello extensions both full and resumed handshakes send.
+fn hello_extensions(
+    core: &mut Core,
+    config: &ServerConfig,
+    hello: &ClientHello,
+    flags: HelloFlags,
+    alpn: Option<&[u8]>,
+) -> Vec<ServerExtension> {
+    let c = &config.common;
+    let mut ext = Vec::new();
+    if flags.secure_reneg {
+        ext.push(ServerExtension::RenegotiationInfo(Vec::new()));
+    }
+    if flags.ems {
+        ext.push(ServerExtension::ExtendedMasterSecret);
+    }
+    if hello
+        .find(crate::codec::ExtensionType::EC_POINT_FORMATS)
+        .is_some()
+    {
+        ext.push(ServerExtension::EcPointFormats(vec![0]));
+    }
+    if let Some(p) = alpn {
+        ext.push(ServerExtension::Alpn(p.to_vec()));
+    }
+    if let Some(name) = hello.server_name() {
+        core.info.server_name = Some(name.to_ascii_lowercase());
+        ext.push(ServerExtension::ServerNameAck);
+    }
+    if let Some(l) = hello.record_size_limit() {
+        let ours = c.record_size_limit.map_or(16384, |v| v.min(16384));
+        ext.push(ServerExtension::RecordSizeLimit(ours));
+        let l = l.min(16384);
+        core.info.peer_record_size_limit = Some(l);
+        core.record.send_fragment = usize::from(l);
+        core.record.recv_fragment = usize::from(ours);
+    }
+    if flags.ticket_ack {
+        ext.push(ServerExtension::SessionTicketAck);
+    }
+    ext
+}
+
+/// The session the client asks to resume, by ticket (RFC 5077) or session
+/// id: ours, fresh, same server name, a suite it still offers, and the same
+/// Extended Master Secret use (RFC 7627 §5.3). Otherwise `None`: a full
+/// handshake.
+fn resumable(
+    config: &ServerConfig,
+    hello: &ClientHello,
+    ems: bool,
+) -> Option<(TicketState, &'static Tls12Suite)> {
+    let now = config.common.time.unix_time().as_secs();
+    let by_ticket = || {
+        let ticket = match hello.find(crate::codec::ExtensionType::SESSION_TICKET)? {
+            ClientExtension::SessionTicket(t) if !t.is_empty() => t,
+            _ => return None,
+        };
+        TicketState::decode(&config.ticketer.as_ref()?.open(ticket, now)?)
+    };
+    let by_id = || {
+        if hello.session_id.is_empty() {
+            return None;
+        }
+        config.session_cache.as_ref()?.get(&hello.session_id)
+    };
+    let state = by_ticket().or_else(by_id)?;
+    let suite = tls12_suite(state.suite)?;
+    let name = hello.server_name().unwrap_or("").to_ascii_lowercase();
+    let ok = state.version == ProtocolVersion::TLS1_2
+        && state.fresh(now)
+        && state.ems == ems
+        && state.server_name == name.as_bytes()
+        && hello.cipher_suites.contains(&suite.suite)
+        && config
+            .common
+            .suites12
+            .iter()
+            .any(|s| s.suite == suite.suite);
+    ok.then_some((state, suite))
+}
+
+/// An abbreviated handshake (RFC 5246 §7.3): ServerHello, our CCS and
+/// Finished, then the client's.
+fn try_resume(
+    core: &mut Core,
+    config: &Arc<ServerConfig>,
+    hello: &ClientHello,
+    raw: &[u8],
+    flags: HelloFlags,
+) -> Result<Option<Server12>> {
+    let Some((state, suite)) = resumable(config, hello, flags.ems) else {
+        return Ok(None);
+    };
+    let alpn = crate::handshake::tls13::server::choose_alpn(&config.common.alpn, hello.alpn())?;
+    let random = server_random(config)?;
+    // A resumed session gets no new ticket: the client keeps using its own.
+    let flags = HelloFlags {
+        ticket_ack: false,
+        ..flags
+    };
+    let sh = ServerHello {
+        legacy_version: ProtocolVersion::TLS1_2,
+        random,
+        session_id: hello.session_id.clone(),
+        cipher_suite: suite.suite,
+        compression_method: 0,
+        extensions: hello_extensions(core, config, hello, flags, alpn.as_deref()),
+    };
+    let mut msgs = raw.to_vec();
+    send(core, &mut msgs, HandshakeType::SERVER_HELLO, &sh)?;
+    let master = state.secret;
+    let (client_key, server_key) = record_keys(suite, &master, &hello.random, &random)?;
+    core.send_ccs()?;
+    core.record.set_write(server_key, protection(suite));
+    let fin = finished_message(&verify_data(suite, &master, false, &msgs));
+    msgs.extend_from_slice(&fin);
+    core.send_handshake(&fin)?;
+    core.pending_read = Some((client_key, protection(suite)));
+    if let Some(kl) = &core.key_log {
+        kl.log("CLIENT_RANDOM", &hello.random, master.as_bytes());
+    }
+    core.info.version = Some(ProtocolVersion::TLS1_2);
+    core.info.suite = Some(suite.suite);
+    core.info.alpn = alpn;
+    core.info.resumed = true;
+    let hs = Hs {
+        config: config.clone(),
+        suite,
+        client_random: hello.random,
+        server_random: random,
+        msgs,
+        ems: flags.ems,
+        session_id: Vec::new(),
+        ticket_ack: false,
+    };
+    Ok(Some(Server12::WaitResumedFinished(Box::new(
+        WaitResumedFinished { hs, master },
+    ))))
+}
+
+/// The client's Finished of an abbreviated handshake.
+pub struct WaitResumedFinished {
+    hs: Hs,
+    master: Secret,
+}
+
+impl WaitResumedFinished {
+    fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<Server12> {
+        msg.expect(HandshakeType::FINISHED)?;
+        if core.pending_read.is_some() {
+            return Err(Error::unexpected("Finished before ChangeCipherSpec"));
+        }
+        let hs = self.hs;
+        check_finished(
+            &verify_data(hs.suite, &self.master, true, &hs.msgs),
+            msg.body,
+        )?;
+        core.tls12 = Some(Tls12Secrets {
+            suite: hs.suite,
+            master: self.master,
+            client_random: hs.client_random,
+            server_random: hs.server_random,
+            ems: hs.ems,
+        });
+        Ok(Server12::Connected)
+    }
 }
 
 /// Answers a ClientHello with a TLS 1.2 ServerHello ... ServerHelloDone.
@@ -105,6 +300,18 @@ pub fn respond(
             AlertDescription::HANDSHAKE_FAILURE,
             "client does not support Extended Master Secret",
         ));
+    }
+    let ticket_ack = config.ticketer.is_some()
+        && hello
+            .find(crate::codec::ExtensionType::SESSION_TICKET)
+            .is_some();
+    let flags = HelloFlags {
+        secure_reneg,
+        ems,
+        ticket_ack,
+    };
+    if let Some(st) = try_resume(core, &config, hello, raw, flags)? {
+        return Ok(st);
     }
     // RFC 5246 §7.4.1.4.1 defaults to SHA-1 without the extension; we sign with nothing weaker than SHA-256.
     let schemes = hello.signature_algorithms().ok_or_else(|| {
@@ -176,46 +383,19 @@ pub fn respond(
         _ => None,
     };
 
-    let mut random = [0u8; 32];
-    fill_random(&mut random)?;
-    if c.versions.contains(&ProtocolVersion::TLS1_3) {
-        random[24..].copy_from_slice(&DOWNGRADE_TLS12);
-    }
-    let mut ext = Vec::new();
-    if secure_reneg {
-        ext.push(ServerExtension::RenegotiationInfo(Vec::new()));
-    }
-    if ems {
-        ext.push(ServerExtension::ExtendedMasterSecret);
-    }
-    if hello
-        .find(crate::codec::ExtensionType::EC_POINT_FORMATS)
-        .is_some()
-    {
-        ext.push(ServerExtension::EcPointFormats(vec![0]));
-    }
-    if let Some(p) = &alpn {
-        ext.push(ServerExtension::Alpn(p.clone()));
-    }
-    if let Some(name) = hello.server_name() {
-        core.info.server_name = Some(name.to_ascii_lowercase());
-        ext.push(ServerExtension::ServerNameAck);
-    }
-    if let Some(l) = hello.record_size_limit() {
-        let ours = c.record_size_limit.map_or(16384, |v| v.min(16384));
-        ext.push(ServerExtension::RecordSizeLimit(ours));
-        let l = l.min(16384);
-        core.info.peer_record_size_limit = Some(l);
-        core.record.send_fragment = usize::from(l);
-        core.record.recv_fragment = usize::from(ours);
+    let random = server_random(&config)?;
+    let mut session_id = Vec::new();
+    if config.session_cache.is_some() {
+        session_id = vec![0; 32];
+        fill_random(&mut session_id)?;
     }
     let sh = ServerHello {
         legacy_version: ProtocolVersion::TLS1_2,
         random,
-        session_id: Vec::new(),
+        session_id: session_id.clone(),
         cipher_suite: suite.suite,
         compression_method: 0,
-        extensions: ext,
+        extensions: hello_extensions(core, &config, hello, flags, alpn.as_deref()),
     };
     let mut msgs = raw.to_vec();
     send(core, &mut msgs, HandshakeType::SERVER_HELLO, &sh)?;
@@ -269,6 +449,8 @@ pub fn respond(
         server_random: random,
         msgs,
         ems,
+        session_id,
+        ticket_ack,
     };
     let next = WaitClientKeyExchange {
         hs,
@@ -422,6 +604,7 @@ impl WaitFinished {
         } = *self;
         check_finished(&verify_data(hs.suite, &master, true, &hs.msgs), msg.body)?;
         hs.msgs.extend_from_slice(msg.raw);
+        remember_session(core, &mut hs, &master)?;
         core.send_ccs()?;
         core.record.set_write(server_key, protection(hs.suite));
         let fin = finished_message(&verify_data(hs.suite, &master, false, &hs.msgs));
@@ -435,4 +618,43 @@ impl WaitFinished {
         });
         Ok(Server12::Connected)
     }
+}
+
+/// Stores the session under its id, and sends the promised ticket (before
+/// our ChangeCipherSpec, RFC 5077 §3.3).
+fn remember_session(core: &mut Core, hs: &mut Hs, master: &Secret) -> Result<()> {
+    let config = hs.config.clone();
+    let now = config.common.time.unix_time().as_secs();
+    let lifetime = config
+        .ticketer
+        .as_ref()
+        .map_or(7200, |t| t.ticket_lifetime());
+    let state = TicketState {
+        version: ProtocolVersion::TLS1_2,
+        suite: hs.suite.suite,
+        secret: master.clone(),
+        issued: now,
+        age_add: 0,
+        lifetime,
+        server_name: core
+            .info
+            .server_name
+            .clone()
+            .unwrap_or_default()
+            .into_bytes(),
+        alpn: core.info.alpn.clone().unwrap_or_default(),
+        ems: hs.ems,
+        max_early_data: 0,
+    };
+    if let (Some(cache), false) = (&config.session_cache, hs.session_id.is_empty()) {
+        cache.put(&hs.session_id, &state);
+    }
+    if let (Some(ticketer), true) = (&config.ticketer, hs.ticket_ack) {
+        let nst = NewSessionTicket12 {
+            lifetime_hint: lifetime,
+            ticket: ticketer.seal(&state.encode(), now)?,
+        };
+        send(core, &mut hs.msgs, HandshakeType::NEW_SESSION_TICKET, &nst)?;
+    }
+    Ok(())
 }

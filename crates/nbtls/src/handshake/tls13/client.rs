@@ -61,6 +61,18 @@ impl ClientState {
             core.info.server_name = Some(name.as_ref().to_string());
         }
         let resume = take_session(core, &config, &server_name);
+        if let Some((r, _)) = resume
+            .as_ref()
+            .filter(|(r, _)| r.version == ProtocolVersion::TLS1_2)
+        {
+            // RFC 5077 §3.4: a ticket goes with a fresh session id, so the
+            // server's echo shows that it resumed; else resume by id.
+            session_id = r.session_id.clone();
+            if session_id.is_empty() {
+                session_id = vec![0; 32];
+                fill_random(&mut session_id)?;
+            }
+        }
         let mut st = WaitServerHello {
             config,
             server_name,
@@ -118,17 +130,19 @@ fn take_session(
     config: &ClientConfig,
     server_name: &ServerName<'static>,
 ) -> Option<(ClientSession, u32)> {
-    if !offers(config, ProtocolVersion::TLS1_3) {
-        return None;
-    }
     let store = config.session_store.as_ref()?;
     let now = config.common.time.unix_time().as_secs();
     let _ = core;
     let s = store.take(&server_name.to_str())?;
-    let hash = tls13_suite(s.suite)?.hash;
-    let usable = s.version == ProtocolVersion::TLS1_3
-        && s.fresh(now)
-        && config.common.suites.iter().any(|x| x.hash == hash);
+    let usable = s.fresh(now)
+        && offers(config, s.version)
+        && match s.version {
+            ProtocolVersion::TLS1_3 => {
+                let hash = tls13_suite(s.suite)?.hash;
+                config.common.suites.iter().any(|x| x.hash == hash)
+            }
+            _ => config.common.suites12.iter().any(|x| x.suite == s.suite),
+        };
     let age_ms = (now.saturating_sub(s.received)).saturating_mul(1000);
     usable.then_some((s, u32::try_from(age_ms).unwrap_or(u32::MAX)))
 }
@@ -204,7 +218,19 @@ impl WaitServerHello {
         }
         // pre_shared_key goes last (RFC 8446 §4.2.11); the binder is filled
         // in by `send_hello` once the rest is encoded.
-        if let (true, Some((s, age))) = (v13, &self.resume) {
+        if v12 {
+            // RFC 5077: an empty extension asks for a ticket.
+            let ticket = match &self.resume {
+                Some((s, _)) if s.version == ProtocolVersion::TLS1_2 => s.ticket.clone(),
+                _ => Vec::new(),
+            };
+            ext.push(ClientExtension::SessionTicket(ticket));
+        }
+        let resume13 = self
+            .resume
+            .as_ref()
+            .filter(|(s, _)| s.version == ProtocolVersion::TLS1_3);
+        if let (true, Some((s, age))) = (v13, resume13) {
             let hash_len = tls13_suite(s.suite).map_or(32, |t| t.hash.output_len());
             ext.push(ClientExtension::PreSharedKey(OfferedPsks {
                 identities: vec![PskIdentity {
@@ -237,7 +263,11 @@ impl WaitServerHello {
         let mut msg = Vec::new();
         let mut hello = self.hello();
         put_handshake(&mut msg, HandshakeType::CLIENT_HELLO, |o| hello.encode(o));
-        if let (Some(trunc), Some((s, _))) = (hello.binders_offset(), &self.resume) {
+        let resume13 = self
+            .resume
+            .as_ref()
+            .filter(|(s, _)| s.version == ProtocolVersion::TLS1_3);
+        if let (Some(trunc), Some((s, _))) = (hello.binders_offset(), resume13) {
             // RFC 8446 §4.2.11.2: the binder is a Finished over the
             // transcript up to the truncated ClientHello.
             let alg = tls13_suite(s.suite).map_or(HashAlg::Sha256, |t| t.hash);
@@ -268,9 +298,19 @@ impl WaitServerHello {
                 && self.hrr_suite.is_none()
                 && !sh.is_hrr() =>
             {
-                if !sh.session_id.is_empty() && sh.session_id == self.session_id {
-                    return Err(Error::illegal("server resumed a session we did not offer"));
-                }
+                let offered = self
+                    .resume
+                    .take()
+                    .map(|(s, _)| s)
+                    .filter(|s| s.version == ProtocolVersion::TLS1_2);
+                let resumed = !sh.session_id.is_empty() && sh.session_id == self.session_id;
+                let offered = match (resumed, offered) {
+                    (true, None) => {
+                        return Err(Error::illegal("server resumed a session we did not offer"))
+                    }
+                    (true, s) => s,
+                    (false, _) => None,
+                };
                 let hello = self.transcript.into_buffer();
                 let st = crate::handshake::tls12::client::start(
                     core,
@@ -279,6 +319,7 @@ impl WaitServerHello {
                     hello,
                     &sh,
                     msg.raw,
+                    offered,
                 )?;
                 return Ok(ClientState::Tls12(Box::new(st)));
             }
@@ -317,7 +358,11 @@ impl WaitServerHello {
         for e in &sh.extensions {
             match e {
                 ServerExtension::SupportedVersion(_) | ServerExtension::KeyShare(_) => {}
-                ServerExtension::PreSharedKey(0) if self.resume.is_some() => {}
+                ServerExtension::PreSharedKey(0)
+                    if self
+                        .resume
+                        .as_ref()
+                        .is_some_and(|(s, _)| s.version == ProtocolVersion::TLS1_3) => {}
                 ServerExtension::PreSharedKey(_) => {
                     return Err(Error::illegal("server selected a PSK we did not offer"))
                 }
@@ -775,6 +820,8 @@ fn store_ticket(core: &mut Core, nst: NewSessionTicket13) -> Result<()> {
             age_add: nst.age_add,
             max_early_data,
             alpn: core.info.alpn.clone(),
+            ems: false,
+            session_id: Vec::new(),
         },
     );
     Ok(())

@@ -557,7 +557,7 @@ impl Negotiating {
 
 /// RFC 7301 §3.2: the first of our protocols the client offers; none in
 /// common is fatal.
-fn choose_alpn(ours: &[Vec<u8>], theirs: Option<&[Vec<u8>]>) -> Result<Option<Vec<u8>>> {
+pub(crate) fn choose_alpn(ours: &[Vec<u8>], theirs: Option<&[Vec<u8>]>) -> Result<Option<Vec<u8>>> {
     let Some(theirs) = theirs else {
         return Ok(None);
     };
