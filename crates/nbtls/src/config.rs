@@ -14,7 +14,7 @@ use crate::codec::{NamedGroup, ProtocolVersion};
 use crate::crypto::{Tls12Suite, Tls13Suite, TLS12_SUITES, TLS13_SUITES};
 use crate::error::{Error, Result};
 use crate::handshake::resumption::{
-    MemorySessionStore, ServerSessionCache, SessionStore, Ticketer,
+    AntiReplay, MemorySessionStore, ServerSessionCache, SessionStore, Ticketer,
 };
 use crate::x509::{
     CertifiedKey, ClientCertVerifier, NoServerVerification, ResolvesServerCert, ServerCertVerifier,
@@ -379,6 +379,7 @@ pub struct ClientConfig {
     pub(crate) key_share_groups: Vec<NamedGroup>,
     pub(crate) middlebox_compat: bool,
     pub(crate) session_store: Option<Arc<dyn SessionStore>>,
+    pub(crate) early_data: bool,
 }
 
 impl ClientConfig {
@@ -406,6 +407,7 @@ impl ClientConfig {
             key_share_groups: vec![NamedGroup::X25519MLKEM768, NamedGroup::X25519],
             middlebox_compat: true,
             session_store: Some(Arc::new(MemorySessionStore::new(256))),
+            early_data: false,
         }
     }
 
@@ -436,6 +438,13 @@ impl ClientConfig {
     /// by every session of this config); `None` disables resumption.
     pub fn session_store(mut self, store: Option<Arc<dyn SessionStore>>) -> Self {
         self.session_store = store;
+        self
+    }
+
+    /// Offer 0-RTT early data when resuming a session that allows it (off
+    /// by default: early data can be replayed, RFC 8446 §8).
+    pub fn early_data(mut self, on: bool) -> Self {
+        self.early_data = on;
         self
     }
 
@@ -475,6 +484,8 @@ pub struct ServerConfig {
     pub(crate) ticketer: Option<Arc<Ticketer>>,
     pub(crate) send_tickets: usize,
     pub(crate) session_cache: Option<Arc<ServerSessionCache>>,
+    pub(crate) max_early_data: u32,
+    pub(crate) anti_replay: Option<Arc<AntiReplay>>,
 }
 
 impl ServerConfig {
@@ -494,6 +505,8 @@ impl ServerConfig {
             ticketer: Ticketer::new().ok().map(Arc::new),
             send_tickets: 2,
             session_cache: Some(Arc::new(ServerSessionCache::new(1024))),
+            max_early_data: 0,
+            anti_replay: None,
         }
     }
 
@@ -534,6 +547,15 @@ impl ServerConfig {
     /// this config only); `None` gives no session ids.
     pub fn session_cache(mut self, cache: Option<Arc<ServerSessionCache>>) -> Self {
         self.session_cache = cache;
+        self
+    }
+
+    /// Accept up to `max` bytes of 0-RTT early data (0, the default, refuses
+    /// it), with `anti_replay` rejecting replayed ClientHellos. Tickets
+    /// issued from then on allow early data.
+    pub fn early_data(mut self, max: u32, anti_replay: Arc<AntiReplay>) -> Self {
+        self.max_early_data = max;
+        self.anti_replay = Some(anti_replay);
         self
     }
 

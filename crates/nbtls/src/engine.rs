@@ -333,7 +333,7 @@ impl Engine {
             }
             ContentType::APPLICATION_DATA => {
                 if self.is_handshaking() {
-                    return Err(Error::unexpected("application data during the handshake"));
+                    return self.accept_early_data(plain);
                 }
                 if plain.is_empty() {
                     self.count_empty()?;
@@ -347,6 +347,64 @@ impl Engine {
             }
             _ => Err(Error::unexpected("unknown record content type")),
         }
+    }
+
+    /// Server: 0-RTT data we accepted is kept for `read_early_data`,
+    /// within the announced maximum (RFC 8446 §4.2.10).
+    fn accept_early_data(&mut self, plain: std::ops::Range<usize>) -> Result<Progress> {
+        let Some(left) = self.core.early_data_accept else {
+            return Err(Error::unexpected("application data during the handshake"));
+        };
+        let left = left
+            .checked_sub(plain.len())
+            .ok_or_else(|| Error::unexpected("more early data than allowed"))?;
+        self.core.early_data_accept = Some(left);
+        self.core
+            .early_data
+            .extend_from_slice(self.inbuf.bytes(plain));
+        Ok(Progress::Consumed)
+    }
+
+    /// Server: accepted 0-RTT data not yet read.
+    pub fn early_data_len(&self) -> usize {
+        self.core.early_data.len()
+    }
+
+    /// Server: copies accepted 0-RTT data into `out`.
+    pub fn read_early_data(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.core.early_data.len());
+        out[..n].copy_from_slice(&self.core.early_data[..n]);
+        self.core.early_data.drain(..n);
+        n
+    }
+
+    /// Client: seals 0-RTT data after the ClientHello; returns the bytes
+    /// taken (fewer at the ticket's limit).
+    pub fn seal_early(&mut self, data: &[u8]) -> Result<usize> {
+        self.check()?;
+        let Some(left) = self.core.early_write else {
+            return Err(Error::InvalidRequest("no 0-RTT on this connection (now)"));
+        };
+        let n = data.len().min(left).min(self.core.record.send_fragment);
+        if n == 0 {
+            return Ok(0);
+        }
+        let r = self.core.record.seal(
+            ContentType::APPLICATION_DATA,
+            &data[..n],
+            self.core.out.buf_mut(),
+        );
+        if let Err(e) = r {
+            return Err(self.fail(e));
+        }
+        self.core.out.commit(n);
+        self.core.early_write = Some(left - n);
+        Ok(n)
+    }
+
+    /// Client: 0-RTT bytes that may still be sent (0 when none).
+    pub fn early_data_left(&self) -> usize {
+        self.core.early_write.unwrap_or(0)
     }
 
     fn count_empty(&mut self) -> Result<()> {

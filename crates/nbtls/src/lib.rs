@@ -23,7 +23,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use handshake::resumption::{
-    ClientSession, MemorySessionStore, ServerSessionCache, SessionStore, Ticketer,
+    AntiReplay, ClientSession, MemorySessionStore, ServerSessionCache, SessionStore, Ticketer,
 };
 pub use handshake::tls13::SessionInfo;
 pub use session::{Direction, Flags, Session, Shutdown};

@@ -258,6 +258,38 @@ impl<T: Transport> Session<T> {
         self.engine.buffered_capacity() + self.cork_buf.capacity()
     }
 
+    /// Client: queues 0-RTT early data, before `handshake()` is first
+    /// called, when resuming a session that allows it and
+    /// `ClientConfig::early_data(true)`; returns the bytes taken (fewer at
+    /// the ticket's limit). `handshake()` sends it. If the server rejects
+    /// it (`early_data_accepted()` false after the handshake) it is lost:
+    /// send it again.
+    pub fn send_early_data(&mut self, data: &[u8]) -> Result<usize> {
+        self.engine.seal_early(data)
+    }
+
+    /// Client: 0-RTT bytes that may still be queued.
+    pub fn early_data_left(&self) -> usize {
+        self.engine.early_data_left()
+    }
+
+    /// Whether the server accepted our 0-RTT data (client), or we accepted
+    /// the client's (server).
+    pub fn early_data_accepted(&self) -> bool {
+        self.engine.info().early_data_accepted
+    }
+
+    /// Server: reads accepted 0-RTT data (available during and after the
+    /// handshake); 0 when there is none.
+    pub fn recv_early_data(&mut self, buf: &mut [u8]) -> usize {
+        self.engine.read_early_data(buf)
+    }
+
+    /// Server: accepted 0-RTT bytes not yet read.
+    pub fn pending_early_data(&self) -> usize {
+        self.engine.early_data_len()
+    }
+
     /// NewSessionTickets received and kept (client).
     pub fn tickets_received(&self) -> usize {
         self.engine.tickets()

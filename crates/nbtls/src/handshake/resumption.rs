@@ -347,6 +347,66 @@ impl ServerSessionCache {
     }
 }
 
+/// Fingerprints seen, and their expiry in arrival order.
+type Strikes = (
+    std::collections::HashSet<[u8; 32]>,
+    VecDeque<([u8; 32], u64)>,
+);
+
+/// A bounded strike register for 0-RTT (RFC 8446 §8.2): a ClientHello's
+/// early data is accepted once, within the freshness window; a replay, or a
+/// hello when the register is full, gets its early data rejected (the
+/// handshake still completes in 1-RTT).
+#[derive(Debug)]
+pub struct AntiReplay {
+    inner: Mutex<Strikes>,
+    capacity: usize,
+    window: u64,
+}
+
+impl AntiReplay {
+    /// Remembers up to `capacity` ClientHellos for the freshness window
+    /// (default 10 s).
+    pub fn new(capacity: usize) -> Self {
+        AntiReplay {
+            inner: Mutex::new(Default::default()),
+            capacity,
+            window: 10,
+        }
+    }
+
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window.as_secs().max(1);
+        self
+    }
+
+    pub(crate) fn window_secs(&self) -> u64 {
+        self.window
+    }
+
+    /// `true` the first time `id` is seen within the window.
+    pub(crate) fn first_use(&self, id: &[u8], now: u64) -> bool {
+        let key = crate::crypto::hash::hash(HashAlg::Sha256, id);
+        let mut k = [0u8; 32];
+        k.copy_from_slice(key.as_bytes());
+        let Ok(mut g) = self.inner.lock() else {
+            return false;
+        };
+        let (set, order) = &mut *g;
+        while order.front().is_some_and(|(_, exp)| *exp <= now) {
+            if let Some((old, _)) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        if set.contains(&k) || set.len() >= self.capacity {
+            return false;
+        }
+        set.insert(k);
+        order.push_back((k, now + self.window));
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +459,17 @@ mod tests {
             assert!(t.open(&bad, 1050).is_none(), "byte {i}");
         }
         assert!(t.open(&sealed[..10], 1050).is_none());
+    }
+
+    #[test]
+    fn anti_replay_accepts_once_within_the_window() {
+        let r = AntiReplay::new(2).window(Duration::from_secs(10));
+        assert!(r.first_use(b"a", 100));
+        assert!(!r.first_use(b"a", 105), "replay");
+        assert!(r.first_use(b"b", 105));
+        assert!(!r.first_use(b"c", 106), "full: refused, not evicted early");
+        assert!(r.first_use(b"c", 110), "a's entry expired");
+        assert!(!r.first_use(b"b", 111));
     }
 
     #[test]

@@ -105,6 +105,12 @@ impl RecordLayer {
         self.set_write(key, Protection::Tls13);
     }
 
+    /// Back to plaintext writes (a ClientHello after a HelloRetryRequest
+    /// that ended 0-RTT).
+    pub fn clear_write(&mut self) {
+        self.write = None;
+    }
+
     pub fn set_read(&mut self, key: RecordKey, mode: Protection) {
         self.read = Some(Direction { key, seq: 0, mode });
     }

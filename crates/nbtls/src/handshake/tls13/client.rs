@@ -82,8 +82,10 @@ impl ClientState {
             transcript: Transcript::default(),
             hrr_suite: None,
             cookie: None,
+            early: false,
             resume,
         };
+        st.early = st.may_send_early_data();
         st.send_hello(core)?;
         Ok(ClientState::WaitServerHello(Box::new(st)))
     }
@@ -121,6 +123,8 @@ pub struct WaitServerHello {
     cookie: Option<Vec<u8>>,
     /// The session offered for resumption, and its ticket age in ms.
     resume: Option<(ClientSession, u32)>,
+    /// 0-RTT data is offered with it.
+    early: bool,
 }
 
 /// A stored TLS 1.3 session for this server whose hash one of our suites
@@ -148,6 +152,21 @@ fn take_session(
 }
 
 impl WaitServerHello {
+    /// RFC 8446 §4.2.10: early data only with a ticket that allows it, its
+    /// suite still offered, and an ALPN it could keep.
+    fn may_send_early_data(&self) -> bool {
+        let Some((s, _)) = &self.resume else {
+            return false;
+        };
+        self.config.early_data
+            && s.version == ProtocolVersion::TLS1_3
+            && s.max_early_data > 0
+            && self.config.common.suites.iter().any(|x| x.suite == s.suite)
+            && s.alpn
+                .as_ref()
+                .is_none_or(|p| self.config.common.alpn.contains(p))
+    }
+
     fn hello(&self) -> ClientHello {
         let c = &self.config.common;
         let mut ext = Vec::new();
@@ -230,6 +249,9 @@ impl WaitServerHello {
             .resume
             .as_ref()
             .filter(|(s, _)| s.version == ProtocolVersion::TLS1_3);
+        if self.early {
+            ext.push(ClientExtension::EarlyData);
+        }
         if let (true, Some((s, age))) = (v13, resume13) {
             let hash_len = tls13_suite(s.suite).map_or(32, |t| t.hash.output_len());
             ext.push(ClientExtension::PreSharedKey(OfferedPsks {
@@ -285,7 +307,34 @@ impl WaitServerHello {
             put_handshake(&mut msg, HandshakeType::CLIENT_HELLO, |o| hello.encode(o));
         }
         self.transcript.add(&msg);
-        core.send_handshake(&msg)
+        core.send_handshake(&msg)?;
+        if self.early {
+            self.start_early_data(core)?;
+        }
+        Ok(())
+    }
+
+    /// After the ClientHello: 0-RTT records under the client early traffic
+    /// secret of Hash(ClientHello) (RFC 8446 §7.1), until the server answers.
+    fn start_early_data(&self, core: &mut Core) -> Result<()> {
+        let Some((s, _)) = &self.resume else {
+            return Ok(());
+        };
+        let Some(suite) = tls13_suite(s.suite) else {
+            return Ok(());
+        };
+        let mut t = self.transcript.clone();
+        t.start_hash(suite.hash);
+        let early = EarlySecret::new(suite.hash, Some(s.secret.as_bytes()));
+        let secret = early.client_early_traffic_secret(t.current().as_bytes());
+        core.log_secret("CLIENT_EARLY_TRAFFIC_SECRET", &secret);
+        // RFC 8446 §D.4: the compatibility CCS goes right after the hello.
+        if self.config.middlebox_compat {
+            core.send_ccs_once()?;
+        }
+        core.set_write_secret(suite, &secret)?;
+        core.early_write = Some(s.max_early_data as usize);
+        Ok(())
     }
 
     fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
@@ -414,7 +463,13 @@ impl WaitServerHello {
         if self.config.middlebox_compat {
             core.send_ccs_once()?;
         }
-        core.set_write_secret(suite, &client_hs)?;
+        core.early_write = None;
+        // With 0-RTT offered and the PSK accepted, EncryptedExtensions says
+        // whether the early key stays for an EndOfEarlyData.
+        let early = self.early && psk.is_some();
+        if !early {
+            core.set_write_secret(suite, &client_hs)?;
+        }
         core.ccs_allowed = true;
         Ok(ClientState::WaitEncryptedExtensions(Box::new(
             WaitEncryptedExtensions {
@@ -422,6 +477,7 @@ impl WaitServerHello {
                     config: self.config,
                     server_name: self.server_name,
                     resumed: psk.is_some(),
+                    early,
                     suite,
                     transcript: self.transcript,
                     hs,
@@ -492,6 +548,12 @@ impl WaitServerHello {
         if self.config.middlebox_compat {
             core.send_ccs_once()?;
         }
+        if self.early {
+            // RFC 8446 §4.1.2: no early data after a HelloRetryRequest.
+            self.early = false;
+            core.early_write = None;
+            core.record.clear_write();
+        }
         // Only this suite is acceptable now; keep offering ours unchanged
         // (RFC 8446 §4.1.2 allows removing others, not required).
         self.send_hello(core)?;
@@ -507,6 +569,9 @@ struct Keys {
     server_name: ServerName<'static>,
     /// The server accepted our PSK: it does not authenticate again.
     resumed: bool,
+    /// 0-RTT data was sent and may be accepted (decided by
+    /// EncryptedExtensions; then EndOfEarlyData ends it).
+    early: bool,
     suite: &'static Tls13Suite,
     transcript: Transcript,
     hs: HandshakeSecret,
@@ -551,6 +616,13 @@ impl WaitEncryptedExtensions {
                     core.record.send_fragment = usize::from(l) - 1;
                 }
                 ServerExtension::SupportedGroups(_) => {}
+                ServerExtension::EarlyData if keys.early => core.info.early_data_accepted = true,
+                ServerExtension::EarlyData => {
+                    return Err(Error::protocol(
+                        AlertDescription::UNSUPPORTED_EXTENSION,
+                        "server accepted early data we did not send",
+                    ))
+                }
                 ServerExtension::Unknown(t, _) if !offered(&keys, *t) => {
                     return Err(Error::protocol(
                         AlertDescription::UNSUPPORTED_EXTENSION,
@@ -565,6 +637,11 @@ impl WaitEncryptedExtensions {
                     ))
                 }
             }
+        }
+        if keys.early && !core.info.early_data_accepted {
+            // Rejected: the early data is lost; the handshake key takes over.
+            keys.early = false;
+            core.set_write_secret(keys.suite, &keys.client_hs)?;
         }
         if let Some(limit) = keys.config.common.record_size_limit {
             if core.info.peer_record_size_limit.is_some() {
@@ -699,6 +776,7 @@ impl WaitFinished {
         let Keys {
             config,
             server_name,
+            early,
             suite,
             mut transcript,
             hs,
@@ -720,6 +798,14 @@ impl WaitFinished {
         core.log_secret("EXPORTER_SECRET", &exporter);
         core.set_read_secret(suite, &server_ap);
 
+        if early {
+            // RFC 8446 §4.5: end the accepted early data under its key.
+            let mut eoed = Vec::new();
+            put_handshake(&mut eoed, HandshakeType::END_OF_EARLY_DATA, |_| {});
+            transcript.add(&eoed);
+            core.send_handshake(&eoed)?;
+            core.set_write_secret(suite, &client_hs)?;
+        }
         if let Some(req) = self.cert_request {
             send_client_auth(core, &config, &req, &mut transcript)?;
         }

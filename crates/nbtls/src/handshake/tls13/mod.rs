@@ -40,6 +40,8 @@ pub struct SessionInfo {
     pub signature_scheme: Option<SignatureScheme>,
     /// A HelloRetryRequest happened.
     pub hello_retry: bool,
+    /// 0-RTT early data was accepted.
+    pub early_data_accepted: bool,
     /// The handshake resumed a session (no certificates were exchanged).
     pub resumed: bool,
     /// The peer's record_size_limit, if it sent one.
@@ -80,6 +82,12 @@ pub struct Core {
     /// Server: the client offered early data we are skipping (§4.2.10);
     /// the budget of undecryptable bytes still to drop.
     pub early_data_skip: Option<usize>,
+    /// Server: accepting 0-RTT data, the bytes still allowed.
+    pub early_data_accept: Option<usize>,
+    /// Server: accepted 0-RTT data not yet read by the application.
+    pub early_data: Vec<u8>,
+    /// Client: 0-RTT data the application may still send.
+    pub early_write: Option<usize>,
     /// Client: NewSessionTickets received after the handshake.
     pub tickets_received: usize,
     /// A compatibility CCS was already sent.
@@ -117,6 +125,9 @@ impl Core {
             ccs_allowed: false,
             early_data_skip: None,
             tickets_received: 0,
+            early_data_accept: None,
+            early_data: Vec::new(),
+            early_write: None,
             ccs_sent: false,
             hs_pending: Vec::new(),
             pending_read: None,

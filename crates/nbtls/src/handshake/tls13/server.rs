@@ -225,9 +225,9 @@ impl Negotiating {
                     "no cipher suite in common",
                 )
             })?;
-        let (suite, psk) = match self.accept_psk(core, suite)? {
-            Some((suite, psk)) => (suite, Some(psk)),
-            None => (suite, None),
+        let (suite, psk, early_data) = match self.accept_psk(suite)? {
+            Some((suite, p)) => (suite, Some(p.secret), p.early_data),
+            None => (suite, None, false),
         };
         let hello = &self.hello;
         let schemes = hello.signature_algorithms();
@@ -323,6 +323,12 @@ impl Negotiating {
                 e
             },
         };
+        // 0-RTT keys come from Hash(ClientHello), before the ServerHello.
+        let hello_hash = early_data.then(|| {
+            let mut t = self.transcript.clone();
+            t.start_hash(suite.hash);
+            t.current()
+        });
         let mut msg = Vec::new();
         put_handshake(&mut msg, HandshakeType::SERVER_HELLO, |o| sh.encode(o));
         self.transcript.start_hash(suite.hash);
@@ -344,12 +350,23 @@ impl Negotiating {
             .is_some_and(|m| m.contains(&crate::codec::PskKeyExchangeMode::PSK_DHE_KE));
 
         let early = EarlySecret::new(suite.hash, psk.as_ref().map(|p| p.as_bytes()));
+        let early_traffic = hello_hash.map(|h| early.client_early_traffic_secret(h.as_bytes()));
         let hs = early.into_handshake(shared.as_bytes());
         let (client_hs, server_hs) = hs.traffic_secrets(self.transcript.current().as_bytes());
         core.log_secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET", &client_hs);
         core.log_secret("SERVER_HANDSHAKE_TRAFFIC_SECRET", &server_hs);
         core.set_write_secret(suite, &server_hs)?;
-        core.set_read_secret(suite, &client_hs);
+        match &early_traffic {
+            // Early data arrives under its own key until EndOfEarlyData.
+            Some(secret) => {
+                core.log_secret("CLIENT_EARLY_TRAFFIC_SECRET", secret);
+                core.set_read_secret(suite, secret);
+                core.early_data_skip = None;
+                core.early_data_accept = Some(self.config.max_early_data as usize);
+                core.info.early_data_accepted = true;
+            }
+            None => core.set_read_secret(suite, &client_hs),
+        }
         // The client's CCS may follow its ClientHello whether or not it
         // sent a session id; accept it until its Finished.
         core.ccs_allowed = true;
@@ -365,6 +382,9 @@ impl Negotiating {
         }
         if peer_limit.is_some() {
             ee_ext.push(ServerExtension::RecordSizeLimit(our_limit));
+        }
+        if early_data {
+            ee_ext.push(ServerExtension::EarlyData);
         }
         let ee = EncryptedExtensions { extensions: ee_ext };
         let mut msg = Vec::new();
@@ -424,6 +444,7 @@ impl Negotiating {
             config,
             suite,
             psk_dhe,
+            early_data,
             transcript: self.transcript,
             master,
             client_hs,
@@ -448,9 +469,8 @@ impl Negotiating {
     /// is fatal; any other mismatch falls back to a full handshake.
     fn accept_psk(
         &self,
-        core: &Core,
         suite: &'static Tls13Suite,
-    ) -> Result<Option<(&'static Tls13Suite, Secret)>> {
+    ) -> Result<Option<(&'static Tls13Suite, AcceptedPsk)>> {
         let (Some(ticketer), Some(offer), Some((pre, raw))) = (
             &self.config.ticketer,
             self.hello.pre_shared_key(),
@@ -515,8 +535,52 @@ impl Negotiating {
                 "PSK binder does not verify",
             ));
         }
-        let _ = core;
-        Ok(Some((chosen, state.secret)))
+        let early_data =
+            self.accept_early_data(&state, chosen, id.obfuscated_ticket_age, binder, now)?;
+        Ok(Some((
+            chosen,
+            AcceptedPsk {
+                secret: state.secret,
+                early_data,
+            },
+        )))
+    }
+
+    /// 0-RTT is accepted only when everything matches the ticket and the
+    /// ClientHello is fresh and not a replay (RFC 8446 §4.2.10, §8).
+    fn accept_early_data(
+        &self,
+        state: &TicketState,
+        suite: &'static Tls13Suite,
+        obfuscated_age: u32,
+        binder: &[u8],
+        now: u64,
+    ) -> Result<bool> {
+        let c = &self.config;
+        let Some(anti_replay) = &c.anti_replay else {
+            return Ok(false);
+        };
+        if !self.hello.early_data()
+            || self.retried
+            || c.max_early_data == 0
+            || state.max_early_data == 0
+            || state.suite != suite.suite
+        {
+            return Ok(false);
+        }
+        let alpn = choose_alpn(&c.common.alpn, self.hello.alpn())?.unwrap_or_default();
+        if alpn != state.alpn {
+            return Ok(false);
+        }
+        // The client's view of the ticket's age against ours (§8.3).
+        let client_ms = i64::from(obfuscated_age.wrapping_sub(state.age_add));
+        let server_ms = i64::try_from(now.saturating_sub(state.issued).saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        let window_ms = i64::try_from(anti_replay.window_secs() * 1000).unwrap_or(i64::MAX);
+        if (client_ms - server_ms).abs() > window_ms {
+            return Ok(false);
+        }
+        Ok(anti_replay.first_use(binder, now))
     }
 
     /// Sends a HelloRetryRequest for `group` (RFC 8446 §4.1.4).
@@ -594,6 +658,8 @@ struct Keys {
     suite: &'static Tls13Suite,
     /// The client accepts tickets (it offered psk_dhe_ke).
     psk_dhe: bool,
+    /// We accepted 0-RTT: EndOfEarlyData comes before the client's Finished.
+    early_data: bool,
     transcript: Transcript,
     master: MasterSecret,
     client_hs: Secret,
@@ -675,7 +741,20 @@ pub struct WaitClientFinished {
 }
 
 impl WaitClientFinished {
-    fn handle(self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
+    fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
+        if self.keys.early_data {
+            // RFC 8446 §4.5: early data ends with EndOfEarlyData, under the
+            // early key; the handshake key follows.
+            msg.expect(HandshakeType::END_OF_EARLY_DATA)?;
+            if !msg.body.is_empty() {
+                return Err(Error::decode("EndOfEarlyData is not empty"));
+            }
+            self.keys.transcript.add(msg.raw);
+            self.keys.early_data = false;
+            core.early_data_accept = None;
+            core.set_read_secret(self.keys.suite, &self.keys.client_hs);
+            return Ok(ServerState::WaitClientFinished(self));
+        }
         msg.expect(HandshakeType::FINISHED)?;
         let Keys {
             config,
@@ -746,14 +825,20 @@ fn send_tickets(
                 .into_bytes(),
             alpn: core.info.alpn.clone().unwrap_or_default(),
             ems: false,
-            max_early_data: 0,
+            max_early_data: config.max_early_data,
         };
+        let mut extensions = Vec::new();
+        if config.max_early_data > 0 {
+            extensions.push(crate::codec::TicketExtension::EarlyData(
+                config.max_early_data,
+            ));
+        }
         let nst = NewSessionTicket13 {
             lifetime: ticketer.ticket_lifetime(),
             age_add,
             nonce,
             ticket: ticketer.seal(&state.encode(), now)?,
-            extensions: Vec::new(),
+            extensions,
         };
         let mut msg = Vec::new();
         put_handshake(&mut msg, HandshakeType::NEW_SESSION_TICKET, |o| {
@@ -762,4 +847,11 @@ fn send_tickets(
         core.send_handshake(&msg)?;
     }
     Ok(())
+}
+
+/// A PSK the server accepted.
+struct AcceptedPsk {
+    secret: Secret,
+    /// Its 0-RTT data is accepted too.
+    early_data: bool,
 }
