@@ -37,6 +37,13 @@ pub struct ClientArgs {
     /// Print an exporter value: LABEL:LENGTH (RFC 8446 §7.5, empty context).
     #[arg(long)]
     pub export: Option<String>,
+    /// Connect once to get a session ticket, then again resuming it (the
+    /// second connection pipes stdin/stdout).
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume: send FILE as 0-RTT early data on the second connection.
+    #[arg(long, requires = "resume")]
+    pub early_data: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -60,13 +67,33 @@ pub fn run(args: ClientArgs) -> Result<(), Error> {
         existing(key, "key")?;
         cfg = cfg.client_certificate(Arc::new(CertifiedKey::from_pem_files(cert, key)?));
     }
-    let cfg = apply_common!(cfg, &args.common);
+    let cfg = apply_common!(cfg, &args.common).early_data(args.early_data.is_some());
     let export = parse_export(args.export.as_deref())?;
-
-    let stream =
-        TcpStream::connect(&args.addr).map_err(|e| format!("connect {}: {e}", args.addr))?;
-    stream.set_nodelay(true)?;
-    let mut session = Session::client(Arc::new(cfg), &name, stream, Flags::NONE)?;
+    let early = match &args.early_data {
+        Some(p) => std::fs::read(p).map_err(|e| format!("--early-data {}: {e}", p.display()))?,
+        None => Vec::new(),
+    };
+    let cfg = Arc::new(cfg);
+    if args.resume {
+        // A first connection only to collect tickets (TLS 1.3 sends them
+        // after the handshake; TLS 1.2 during it).
+        let mut first = connect(&cfg, &name, &args.addr)?;
+        first.handshake()?;
+        first.set_record_timeout(Some(Duration::from_millis(300)));
+        let mut scratch = [0u8; 1024];
+        while let Ok(n) = first.recv(&mut scratch) {
+            if n == 0 {
+                break;
+            }
+        }
+        let _ = first.bye(Shutdown::Write);
+        eprintln!("- first connection: {} ticket(s)", first.tickets_received());
+    }
+    let mut session = connect(&cfg, &name, &args.addr)?;
+    if !early.is_empty() {
+        let n = session.send_early_data(&early).unwrap_or(0);
+        eprintln!("- early data queued: {n} of {} bytes", early.len());
+    }
     session.handshake()?;
     eprint!("{}", describe(session.info()));
     if let Some((label, len)) = export {
@@ -79,6 +106,12 @@ pub fn run(args: ClientArgs) -> Result<(), Error> {
         session.flush()?;
     }
     pipe(&mut session)
+}
+
+fn connect(cfg: &Arc<ClientConfig>, name: &str, addr: &str) -> Result<Session<TcpStream>, Error> {
+    let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_nodelay(true)?;
+    Ok(Session::client(cfg.clone(), name, stream, Flags::NONE)?)
 }
 
 fn parse_export(spec: Option<&str>) -> Result<Option<(String, usize)>, Error> {

@@ -136,6 +136,13 @@ pub fn describe(info: &SessionInfo) -> String {
         "- hello retry: {}\n",
         if info.hello_retry { "yes" } else { "no" }
     ));
+    s.push_str(&format!(
+        "- resumed: {}\n",
+        if info.resumed { "yes" } else { "no" }
+    ));
+    if info.early_data_accepted {
+        s.push_str("- early data: accepted\n");
+    }
     if let Some(sch) = info.peer_signature_scheme {
         s.push_str(&format!("- peer signature scheme: {sch}\n"));
     }

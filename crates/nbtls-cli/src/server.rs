@@ -55,6 +55,10 @@ pub struct ServerArgs {
     /// Serve one connection, then exit.
     #[arg(long)]
     pub once: bool,
+    /// Accept up to N bytes of TLS 1.3 0-RTT early data (with replay
+    /// protection); it is echoed, counted or printed like other data.
+    #[arg(long, default_value_t = 0)]
+    pub max_early_data: u32,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -95,7 +99,14 @@ pub fn run(args: ServerArgs) -> Result<(), Error> {
         };
         cfg = cfg.client_auth(mode, TrustAnchors::from_pem_file(ca)?);
     }
-    let cfg = Arc::new(apply_common!(cfg, &args.common));
+    let mut cfg = apply_common!(cfg, &args.common);
+    if args.max_early_data > 0 {
+        cfg = cfg.early_data(
+            args.max_early_data,
+            Arc::new(nbtls::AntiReplay::new(100_000)),
+        );
+    }
+    let cfg = Arc::new(cfg);
     let mode = if args.http {
         Mode::Http
     } else if args.sink {
@@ -153,16 +164,25 @@ fn serve(cfg: Arc<ServerConfig>, stream: TcpStream, mode: Mode, file: &[u8]) -> 
     s.handshake()?;
     eprint!("{}", describe(s.info()));
     let mut buf = vec![0u8; 16384];
+    let mut early = vec![0u8; s.pending_early_data()];
+    let n = s.recv_early_data(&mut early);
+    early.truncate(n);
+    if !early.is_empty() {
+        eprintln!("- early data received: {} bytes", early.len());
+    }
     match mode {
-        Mode::Echo => loop {
-            let n = s.recv(&mut buf)?;
-            if n == 0 {
-                break;
+        Mode::Echo => {
+            send_all(&mut s, &early)?;
+            loop {
+                let n = s.recv(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                send_all(&mut s, &buf[..n])?;
             }
-            send_all(&mut s, &buf[..n])?;
-        },
+        }
         Mode::Http => {
-            let mut req = Vec::new();
+            let mut req = early.clone();
             while !req.windows(4).any(|w| w == b"\r\n\r\n") {
                 let n = s.recv(&mut buf)?;
                 if n == 0 {
@@ -186,7 +206,8 @@ fn serve(cfg: Arc<ServerConfig>, stream: TcpStream, mode: Mode, file: &[u8]) -> 
         }
         Mode::Sink => {
             let mut h = HashContext::new(HashAlg::Sha256);
-            let mut total = 0u64;
+            h.update(&early);
+            let mut total = early.len() as u64;
             loop {
                 let n = s.recv(&mut buf)?;
                 if n == 0 {
