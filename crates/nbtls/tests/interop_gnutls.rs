@@ -1061,7 +1061,17 @@ fn premature_termination_gnutls_cli_killed() {
     }
     let (mut s, mut peer) = serve(server_config(), &[]);
     ping_pong(&mut s, &mut peer, "before kill");
-    peer.kill();
+    // Not Peer::kill: it closes stdin first, and at stdin EOF gnutls-cli may still get
+    // its close_notify out before the signal lands.
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &peer.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    assert!(
+        peer.wait_exit(TIMEOUT).is_some(),
+        "gnutls-cli survived SIGKILL"
+    );
     let mut buf = [0u8; 64];
     assert_eq!(s.recv(&mut buf), Err(Error::PrematureTermination));
     // Sticky.
