@@ -59,3 +59,4 @@ fn sweep_stale(base: &Path) {
     }
 }
 pub mod tls;
+pub mod tls_extra;
