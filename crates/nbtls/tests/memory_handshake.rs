@@ -133,3 +133,42 @@ fn server_prefers_tls13_and_a_tls13_client_accepts_tls12_only_servers() {
     handshake(&mut c, &mut s).unwrap();
     assert_eq!(c.protocol_version(), Some(ProtocolVersion::TLS1_3));
 }
+
+#[test]
+fn client_hello_carries_grease_that_servers_tolerate() {
+    use nbtls::codec::{ClientExtension, ClientHello, Codec, Reader};
+    use nbtls::{Error, MemoryTransport, Session, Transport};
+    use std::sync::Arc;
+    let is_grease = |v: u16| v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff;
+    let (a, mut b) = MemoryTransport::pair();
+    let mut c =
+        Session::client(Arc::new(client_config()), "localhost", a, Flags::NONBLOCK).unwrap();
+    assert_eq!(c.handshake(), Err(Error::Again));
+    let mut raw = vec![0u8; 8192];
+    let n = b.pull(&mut raw).unwrap();
+    let mut r = Reader::new(&raw[9..n]);
+    let hello = ClientHello::read(&mut r).unwrap();
+    assert!(hello.cipher_suites.iter().any(|s| is_grease(s.0)));
+    assert!(hello
+        .supported_groups()
+        .unwrap()
+        .iter()
+        .any(|g| is_grease(g.0)));
+    assert!(hello
+        .supported_versions()
+        .unwrap()
+        .iter()
+        .any(|v| is_grease(v.0)));
+    assert!(hello
+        .key_shares()
+        .unwrap()
+        .iter()
+        .any(|k| is_grease(k.group.0)));
+    assert!(hello
+        .extensions
+        .iter()
+        .any(|e| matches!(e, ClientExtension::Unknown(t, _) if is_grease(t.0))));
+    // Our own server ignores every one of them.
+    let (mut c, mut s) = pair(client_config(), server_config(), Flags::NONBLOCK);
+    handshake(&mut c, &mut s).unwrap();
+}

@@ -11,8 +11,8 @@ use super::{
 use crate::codec::{
     put_handshake, AlertDescription, CertificateRequest13, CertificateVerify, CipherSuite,
     ClientExtension, ClientHello, Codec, EncryptedExtensions, ExtensionType, HandshakeType,
-    KeyShareEntry, NewSessionTicket13, ProtocolVersion, PskKeyExchangeMode, ServerExtension,
-    ServerHello, SignatureScheme,
+    KeyShareEntry, NamedGroup, NewSessionTicket13, ProtocolVersion, PskKeyExchangeMode,
+    ServerExtension, ServerHello, SignatureScheme,
 };
 use crate::codec::{OfferedPsks, PskIdentity};
 use crate::config::ClientConfig;
@@ -83,6 +83,7 @@ impl ClientState {
             hrr_suite: None,
             cookie: None,
             early: false,
+            grease: grease_values()?,
             resume,
         };
         st.early = st.may_send_early_data();
@@ -125,6 +126,21 @@ pub struct WaitServerHello {
     resume: Option<(ClientSession, u32)>,
     /// 0-RTT data is offered with it.
     early: bool,
+    /// RFC 8701 GREASE values: suite, extension, group and version.
+    grease: [u16; 4],
+}
+
+/// Four distinct GREASE code points (RFC 8701 §2: 0x0A0A, 0x1A1A, ... 0xFAFA).
+fn grease_values() -> Result<[u16; 4]> {
+    let mut r = [0u8; 4];
+    fill_random(&mut r)?;
+    let mut out = [0u16; 4];
+    for (i, b) in r.iter().enumerate() {
+        // Distinct by construction: each index takes its own quarter of the 16.
+        let v = u16::from(b % 4) + 4 * i as u16;
+        out[i] = 0x0a0a + 0x1010 * v;
+    }
+    Ok(out)
 }
 
 /// A stored TLS 1.3 session for this server whose hash one of our suites
@@ -169,7 +185,9 @@ impl WaitServerHello {
 
     fn hello(&self) -> ClientHello {
         let c = &self.config.common;
-        let mut ext = Vec::new();
+        let [g_suite, g_ext, g_group, g_version] = self.grease;
+        // GREASE keeps peers tolerant of values they do not know (RFC 8701).
+        let mut ext = vec![ClientExtension::Unknown(ExtensionType(g_ext), Vec::new())];
         if let ServerName::DnsName(name) = &self.server_name {
             // RFC 6066 §3: no SNI for IP literals; a trailing dot is not sent.
             ext.push(ClientExtension::ServerName(
@@ -180,19 +198,23 @@ impl WaitServerHello {
             offers(&self.config, ProtocolVersion::TLS1_3),
             offers(&self.config, ProtocolVersion::TLS1_2),
         );
+        let versions = c
+            .versions
+            .iter()
+            .copied()
+            .filter(|v| *v == ProtocolVersion::TLS1_3 || *v == ProtocolVersion::TLS1_2);
         ext.push(ClientExtension::SupportedVersions(
-            c.versions
-                .iter()
-                .copied()
-                .filter(|v| *v == ProtocolVersion::TLS1_3 || *v == ProtocolVersion::TLS1_2)
+            std::iter::once(ProtocolVersion(g_version))
+                .chain(versions)
                 .collect(),
         ));
+        let groups = c
+            .groups
+            .iter()
+            .copied()
+            .filter(|g| v13 || !g.is_tls13_only());
         ext.push(ClientExtension::SupportedGroups(
-            c.groups
-                .iter()
-                .copied()
-                .filter(|g| v13 || !g.is_tls13_only())
-                .collect(),
+            std::iter::once(NamedGroup(g_group)).chain(groups).collect(),
         ));
         let mut schemes = self.config.verifier.supported_schemes().to_vec();
         if v12 {
@@ -211,14 +233,18 @@ impl WaitServerHello {
         }
         ext.push(ClientExtension::SignatureAlgorithms(schemes));
         if v13 {
+            let grease = KeyShareEntry {
+                group: NamedGroup(g_group),
+                payload: vec![0],
+            };
+            let shares = self.shares.iter().map(|s| KeyShareEntry {
+                group: s.group(),
+                payload: s.public().to_vec(),
+            });
+            // After a HelloRetryRequest only the requested share (§4.1.2).
+            let grease = self.hrr_suite.is_none().then_some(grease);
             ext.push(ClientExtension::KeyShare(
-                self.shares
-                    .iter()
-                    .map(|s| KeyShareEntry {
-                        group: s.group(),
-                        payload: s.public().to_vec(),
-                    })
-                    .collect(),
+                grease.into_iter().chain(shares).collect(),
             ));
         }
         if !c.alpn.is_empty() {
@@ -262,7 +288,7 @@ impl WaitServerHello {
                 binders: vec![vec![0; hash_len]],
             }));
         }
-        let mut suites: Vec<CipherSuite> = Vec::new();
+        let mut suites = vec![CipherSuite(g_suite)];
         if v13 {
             suites.extend(c.suites.iter().map(|s| s.suite));
         }
