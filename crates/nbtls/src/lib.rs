@@ -34,3 +34,19 @@ pub use x509::{CertStore, CertifiedKey, TrustAnchors};
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod thread_safety {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    /// Configs are shared across threads; a session moves to any thread.
+    #[test]
+    fn configs_are_send_sync_and_sessions_send() {
+        send_sync::<crate::ClientConfig>();
+        send_sync::<crate::ServerConfig>();
+        send_sync::<crate::Ticketer>();
+        send::<crate::Session<std::net::TcpStream>>();
+        send::<crate::Session<crate::MemoryTransport>>();
+    }
+}
