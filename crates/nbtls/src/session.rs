@@ -489,11 +489,20 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    /// Drops queued records none of whose bytes reached the transport;
-    /// returns the bytes dropped. A partly written record stays.
+    /// Drops queued application records none of whose bytes reached the
+    /// transport; returns the bytes dropped. A partly written record stays,
+    /// and so do queued control records (alerts, KeyUpdate) and whatever is
+    /// queued before them, or the stream would be corrupt.
     #[doc(alias = "gnutls_record_discard_queued")]
     pub fn discard_queued(&mut self) -> usize {
+        let app_before = self.engine.queued_app_len();
         let n = self.engine.discard_unsent();
+        if n > 0 {
+            // The committed record is the last one sealed: it was dropped.
+            self.committed = None;
+            let dropped = app_before - self.engine.queued_app_len();
+            self.uncorking = self.uncorking.map(|u| u.saturating_sub(dropped));
+        }
         if !self.engine.has_pending_output() {
             self.committed = None;
             self.uncorking = None;
