@@ -606,6 +606,11 @@ impl<T: Transport> Session<T> {
     /// deadline); `None` when no deadline runs.
     #[doc(alias = "gnutls_dtls_get_timeout")]
     pub fn timeout(&self) -> Option<Duration> {
+        // A failed session runs no timer (its engine may still look
+        // "handshaking"): never report "due now" forever.
+        if self.engine.error().is_some() {
+            return None;
+        }
         let hs = if self.engine.is_handshaking() { self.handshake_deadline } else { None };
         let bye = match self.bye {
             Bye::Waiting(d) => Some(d),
