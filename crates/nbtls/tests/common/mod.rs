@@ -58,4 +58,5 @@ fn sweep_stale(base: &Path) {
         let _ = std::fs::remove_dir_all(entry.path());
     }
 }
+pub mod sched;
 pub mod tls;
