@@ -697,6 +697,121 @@ fn cork_then_uncork_writes_everything_in_one_push() {
 }
 
 #[test]
+fn bye_flushes_an_interrupted_send_first() {
+    let msg = pattern(3000, 8);
+    for sched in SCHEDULES {
+        let (mut c, mut s) = pair_with(
+            client_config(),
+            server_config(),
+            1000,
+            sched,
+            Flags::NONBLOCK,
+        );
+        drive_handshake(&mut c, &mut s).expect("handshake");
+        // The record cannot fit the 1000-byte pipe: the send stops, committed.
+        assert!(is_stop(&c.send(&msg).unwrap_err()), "{sched:?}");
+        let mut stops = Stops::default();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        let mut closed = false;
+        let mut bye_done = false;
+        for _ in 0..MAX_STEPS {
+            if !bye_done {
+                match c.bye(Shutdown::Write) {
+                    Ok(()) => bye_done = true,
+                    Err(e) if is_stop(&e) => check_stop(&c, &e, &mut stops),
+                    Err(e) => panic!("{sched:?}: bye: {e:?}"),
+                }
+            }
+            match s.recv(&mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if is_stop(&e) => check_stop(&s, &e, &mut stops),
+                Err(e) => panic!("{sched:?}: recv: {e:?}"),
+            }
+        }
+        assert!(closed && bye_done, "{sched:?}");
+        assert_eq!(
+            got, msg,
+            "{sched:?}: the committed record goes out before close_notify"
+        );
+    }
+}
+
+#[test]
+fn bye_read_write_ends_on_a_bare_eof_or_its_deadline() {
+    // EOF while waiting for the peer's close_notify counts as success.
+    let (mut c, s) = connected((Schedule::Never, Fault::WouldBlock));
+    assert_eq!(c.bye(Shutdown::ReadWrite), Err(Error::Again));
+    drop(s);
+    assert_eq!(c.bye(Shutdown::ReadWrite), Ok(()));
+    assert_eq!(c.timeout(), None);
+
+    // A silent peer: the wait ends at the bye deadline, which timeout() reports.
+    let clock = common::sched::ManualClock::new();
+    let limit = Duration::from_secs(3);
+    let (mut c, mut s) = pair_with(
+        client_config()
+            .time_source(clock.clone())
+            .bye_timeout(limit),
+        server_config(),
+        64 * 1024,
+        (Schedule::Never, Fault::WouldBlock),
+        Flags::NONBLOCK,
+    );
+    drive_handshake(&mut c, &mut s).expect("handshake");
+    assert_eq!(c.timeout(), None);
+    assert_eq!(c.bye(Shutdown::ReadWrite), Err(Error::Again));
+    assert_eq!(c.direction(), nbtls::Direction::Read);
+    assert_eq!(c.timeout(), Some(limit));
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(c.bye(Shutdown::ReadWrite), Err(Error::Again));
+    assert_eq!(c.timeout(), Some(Duration::from_secs(1)));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(c.bye(Shutdown::ReadWrite), Err(Error::TimedOut));
+    assert_eq!(c.timeout(), None, "no timer after bye gave up");
+    // Our close_notify was sent all the same.
+    let mut buf = [0u8; 8];
+    assert_eq!(s.recv(&mut buf), Ok(0));
+}
+
+#[test]
+fn recv_never_writes() {
+    let (mut c, mut s) = connected((Schedule::Never, Fault::WouldBlock));
+    // The server asks the client to update its keys too.
+    s.key_update(true).expect("key update");
+    assert_eq!(s.send(b"data"), Ok(4));
+    c.transport_mut().clear_calls();
+    let mut buf = [0u8; 16];
+    let n = (0..4).find_map(|_| match c.recv(&mut buf) {
+        Ok(n) => Some(n),
+        Err(Error::Again) => None,
+        Err(e) => panic!("recv: {e:?}"),
+    });
+    assert_eq!(n, Some(4));
+    assert!(
+        c.transport().calls().iter().all(|call| call.op == Op::Pull),
+        "recv wrote: {:?}",
+        c.transport().calls()
+    );
+    // The answer goes out with the next send, before its data.
+    assert_eq!(c.send(b"reply"), Ok(5));
+    let n = (0..4).find_map(|_| match s.recv(&mut buf) {
+        Ok(n) => Some(n),
+        Err(Error::Again) => None,
+        Err(e) => panic!("recv: {e:?}"),
+    });
+    assert_eq!(n, Some(5));
+    assert_eq!(&buf[..5], b"reply");
+    // Both directions still work under the new keys.
+    assert_eq!(s.send(b"again"), Ok(5));
+    assert_eq!(c.recv(&mut buf), Ok(5));
+}
+
+#[test]
 fn bye_write_is_resumable_under_every_schedule() {
     for sched in SCHEDULES {
         let (mut c, mut s) = connected(sched);
