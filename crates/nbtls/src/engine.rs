@@ -574,9 +574,19 @@ impl Engine {
         self.core.out.consume(n);
     }
 
-    /// Drops queued records none of whose bytes were written.
+    /// Drops queued application records none of whose bytes were written
+    /// (a tail after the last partly written or control record); returns the
+    /// bytes dropped. Their sequence numbers are taken back, or the peer would
+    /// fail to open the next record: the dropped ciphertext never left us.
     pub fn discard_unsent(&mut self) -> usize {
-        self.core.out.discard_unsent()
+        let (bytes, records) = self.core.out.discard_unsent();
+        self.core.record.rewind_write_seq(records as u64);
+        bytes
+    }
+
+    /// Application plaintext carried by queued records.
+    pub fn queued_app_len(&self) -> usize {
+        self.core.out.queued_app_len()
     }
 
     /// Most plaintext one record carries.

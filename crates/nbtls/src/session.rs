@@ -89,6 +89,9 @@ pub struct Session<T: Transport> {
     handshake_timeout: Option<Duration>,
     record_timeout: Option<Duration>,
     bye: Bye,
+    /// `handshake()` has returned `Ok`: the engine may be done earlier, with
+    /// its last flight still queued, and data must not overtake that call.
+    established: bool,
     pause_reported: bool,
     eof_is_close: bool,
     time: Arc<dyn TimeSource>,
@@ -141,6 +144,7 @@ impl<T: Transport> Session<T> {
             handshake_timeout,
             record_timeout: None,
             bye: Bye::NotStarted,
+            established: false,
             pause_reported: false,
             eof_is_close: false,
             time,
@@ -171,8 +175,9 @@ impl<T: Transport> Session<T> {
         &self.engine
     }
 
+    /// True until `handshake()` has returned `Ok`.
     pub fn is_handshaking(&self) -> bool {
-        self.engine.is_handshaking()
+        !self.established
     }
 
     pub fn protocol_version(&self) -> Option<ProtocolVersion> {
@@ -402,6 +407,7 @@ impl<T: Transport> Session<T> {
                 return Err(e.clone());
             }
             if !self.engine.is_handshaking() {
+                self.established = true;
                 self.handshake_deadline = None;
                 self.engine.release_buffers();
                 return Ok(());
@@ -460,8 +466,8 @@ impl<T: Transport> Session<T> {
             self.committed = None;
             return Ok(n);
         }
+        self.check_can_send()?;
         if self.corked {
-            self.check_can_send()?;
             self.cork_buf.extend_from_slice(data);
             return Ok(data.len());
         }
@@ -475,7 +481,7 @@ impl<T: Transport> Session<T> {
     }
 
     fn check_can_send(&self) -> Result<()> {
-        if self.engine.is_handshaking() {
+        if !self.established {
             return Err(Error::UnavailableDuringHandshake);
         }
         if self.engine.sent_close() {
@@ -521,7 +527,7 @@ impl<T: Transport> Session<T> {
         if let Some(e) = self.engine.error() {
             return Err(e.clone());
         }
-        if self.engine.is_handshaking() {
+        if !self.established {
             return Err(Error::UnavailableDuringHandshake);
         }
         if buf.is_empty() {
@@ -544,11 +550,20 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    /// Drops queued records none of whose bytes reached the transport;
-    /// returns the bytes dropped. A partly written record stays.
+    /// Drops queued application records none of whose bytes reached the
+    /// transport; returns the bytes dropped. A partly written record stays,
+    /// and so do queued control records (alerts, KeyUpdate) and whatever is
+    /// queued before them, or the stream would be corrupt.
     #[doc(alias = "gnutls_record_discard_queued")]
     pub fn discard_queued(&mut self) -> usize {
+        let app_before = self.engine.queued_app_len();
         let n = self.engine.discard_unsent();
+        if n > 0 {
+            // The committed record is the last one sealed: it was dropped.
+            self.committed = None;
+            let dropped = app_before - self.engine.queued_app_len();
+            self.uncorking = self.uncorking.map(|u| u.saturating_sub(dropped));
+        }
         if !self.engine.has_pending_output() {
             self.committed = None;
             self.uncorking = None;
@@ -560,6 +575,9 @@ impl<T: Transport> Session<T> {
     /// The KeyUpdate goes out with the next send or flush.
     #[doc(alias = "gnutls_session_key_update")]
     pub fn key_update(&mut self, request_peer: bool) -> Result<()> {
+        if !self.established && self.engine.error().is_none() {
+            return Err(Error::UnavailableDuringHandshake);
+        }
         self.engine.key_update(request_peer)
     }
 
@@ -581,7 +599,7 @@ impl<T: Transport> Session<T> {
                     if let Some(e) = self.engine.error() {
                         return Err(e.clone());
                     }
-                    if self.engine.is_handshaking() {
+                    if !self.established {
                         return Err(Error::UnavailableDuringHandshake);
                     }
                     self.flush_output().map_err(|e| self.failed(e))?;
@@ -652,6 +670,11 @@ impl<T: Transport> Session<T> {
     /// deadline); `None` when no deadline runs.
     #[doc(alias = "gnutls_dtls_get_timeout")]
     pub fn timeout(&self) -> Option<Duration> {
+        // A failed session runs no timer (its engine may still look
+        // "handshaking"): never report "due now" forever.
+        if self.engine.error().is_some() {
+            return None;
+        }
         let hs = if self.engine.is_handshaking() {
             self.handshake_deadline
         } else {
@@ -685,6 +708,10 @@ impl<T: Transport> io::Read for Session<T> {
 /// leaves the ciphertext queued; `flush` (and the next write) drain it.
 impl<T: Transport> io::Write for Session<T> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.established {
+            let e = self.engine.error().cloned();
+            return Err(e.unwrap_or(Error::UnavailableDuringHandshake).into());
+        }
         self.flush_output().map_err(|e| self.failed(e))?;
         self.committed = None;
         let n = self.engine.seal(data).map_err(|e| self.failed(e))?;

@@ -163,20 +163,29 @@ impl OutQueue {
         }
     }
 
-    /// Drops every record none of whose bytes reached the transport;
-    /// returns the bytes dropped. A partly written record stays.
-    pub fn discard_unsent(&mut self) -> usize {
-        let keep = match self.records.front() {
-            Some(r) if r.start < self.sent => r.end,
-            _ => self.sent,
-        };
-        let dropped = self.buf.len() - keep;
+    /// Drops the queued application-data records none of whose bytes reached
+    /// the transport; returns the bytes and the number of records dropped. A
+    /// partly written record stays, and so does every record before a control
+    /// record (alert, KeyUpdate): dropping those would desynchronise the peer.
+    /// Only a tail of records sealed under the current write key goes, so the
+    /// caller can rewind the write sequence number by the count.
+    pub fn discard_unsent(&mut self) -> (usize, usize) {
+        let mut keep = self.buf.len();
+        let mut dropped = 0;
+        while let Some(r) = self.records.back() {
+            if r.start < self.sent || r.app_len == 0 {
+                break;
+            }
+            keep = r.start;
+            dropped += 1;
+            self.records.pop_back();
+        }
+        let bytes = self.buf.len() - keep;
         self.buf.truncate(keep);
-        self.records.retain(|r| r.end <= keep);
         if self.is_empty() {
             self.consume(0);
         }
-        dropped
+        (bytes, dropped)
     }
 
     /// Application plaintext carried by the queued records.
@@ -212,7 +221,7 @@ mod tests {
     fn discard_keeps_partly_written_record() {
         let mut q = queue(&[10, 20, 30]);
         q.consume(5);
-        assert_eq!(q.discard_unsent(), 50);
+        assert_eq!(q.discard_unsent(), (50, 2));
         assert_eq!(q.len(), 5);
         q.consume(5);
         assert!(q.is_empty());
@@ -222,11 +231,24 @@ mod tests {
     fn discard_at_boundary_drops_rest() {
         let mut q = queue(&[10, 20]);
         q.consume(10);
-        assert_eq!(q.discard_unsent(), 20);
+        assert_eq!(q.discard_unsent(), (20, 1));
         assert!(q.is_empty());
         let mut q = queue(&[10, 20]);
-        assert_eq!(q.discard_unsent(), 30);
+        assert_eq!(q.discard_unsent(), (30, 2));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn discard_stops_at_a_control_record() {
+        let mut q = queue(&[10]);
+        // A control record (app_len 0), then an application record.
+        q.buf_mut().extend([1u8; 7]);
+        q.commit(0);
+        q.buf_mut().extend([2u8; 20]);
+        q.commit(20);
+        assert_eq!(q.discard_unsent(), (20, 1));
+        assert_eq!(q.discard_unsent(), (0, 0));
+        assert_eq!(q.len(), 17);
     }
 
     #[test]

@@ -132,6 +132,14 @@ impl RecordLayer {
         self.write.as_ref().map_or(0, |d| d.seq)
     }
 
+    /// Takes back the last `n` sequence numbers of the write key, for records
+    /// sealed under it and dropped before any of their bytes were sent.
+    pub fn rewind_write_seq(&mut self, n: u64) {
+        if let Some(d) = &mut self.write {
+            d.seq = d.seq.saturating_sub(n);
+        }
+    }
+
     pub fn write_alg(&self) -> Option<AeadAlg> {
         self.write.as_ref().map(|d| d.key.alg())
     }

@@ -58,5 +58,6 @@ fn sweep_stale(base: &Path) {
         let _ = std::fs::remove_dir_all(entry.path());
     }
 }
+pub mod sched;
 pub mod tls;
 pub mod tls_extra;
