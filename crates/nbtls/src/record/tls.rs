@@ -184,6 +184,11 @@ impl RecordLayer {
                 "decrypted record too long",
             ));
         }
-        Ok((ContentType(body[pos]), pos))
+        let typ = ContentType(body[pos]);
+        // RFC 8446 §5: change_cipher_spec is never protected.
+        if typ == ContentType::CHANGE_CIPHER_SPEC {
+            return Err(Error::unexpected("protected change_cipher_spec"));
+        }
+        Ok((typ, pos))
     }
 }
