@@ -251,7 +251,17 @@ impl Engine {
         let range = self.inbuf.take_record(HEADER_LEN + hdr.len);
         let body_range = range.start + HEADER_LEN..range.end;
 
-        let opened = {
+        // A peer that fails before it has keys alerts in plaintext, though we
+        // may already read with its handshake key. Such an alert is accepted
+        // until the peer's first protected record, never after the handshake
+        // (as OpenSSL does); it is the peer's error, not an unexpected record.
+        let plaintext_alert = hdr.typ == ContentType::ALERT
+            && self.is_handshaking()
+            && self.core.record.is_reading_encrypted()
+            && self.core.record.read_seq() == 0;
+        let opened = if plaintext_alert {
+            Ok((hdr.typ, hdr.len))
+        } else {
             let body = self.inbuf.bytes_mut(body_range.clone());
             self.core.record.open(&header, &hdr, body)
         };

@@ -96,6 +96,11 @@ impl RecordLayer {
         self.write.as_ref().map_or(0, |d| d.seq)
     }
 
+    /// Records opened under the current read key.
+    pub fn read_seq(&self) -> u64 {
+        self.read.as_ref().map_or(0, |d| d.seq)
+    }
+
     pub fn write_alg(&self) -> Option<AeadAlg> {
         self.write.as_ref().map(|d| d.key.alg())
     }
