@@ -309,6 +309,8 @@ impl Engine {
                 if plain.is_empty() {
                     return Err(Error::unexpected("empty handshake record"));
                 }
+                // A record with content ends a run of empty ones.
+                self.empty_records = 0;
                 if self.hs_buf.is_empty() {
                     self.hs_epoch = self.core.read_key_epoch;
                 } else if self.hs_epoch != self.core.read_key_epoch {
