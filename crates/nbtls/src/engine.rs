@@ -357,6 +357,10 @@ impl Engine {
             return Err(Error::illegal("unknown alert level"));
         }
         match desc {
+            // A close during the handshake aborts it: a sticky error, not an EOF.
+            AlertDescription::CLOSE_NOTIFY if self.is_handshaking() => {
+                Err(Error::unexpected("close_notify during the handshake"))
+            }
             AlertDescription::CLOSE_NOTIFY => {
                 self.received_close = true;
                 self.hs_buf = Vec::new();
