@@ -659,6 +659,14 @@ fn server_cases() -> Vec<Case> {
             Raw(|| plain_record(ContentType::ALERT, &[1, A::BAD_CERTIFICATE.0])),
             Received(A::BAD_CERTIFICATE),
         ),
+        // nbtls: a close_notify before the handshake completes aborts it (a sticky
+        // error, not an EOF that recv would report as Ok(0)).
+        case(
+            "close_notify during the handshake",
+            Server,
+            Raw(|| plain_record(ContentType::ALERT, &[1, A::CLOSE_NOTIFY.0])),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
         // --- HelloRetryRequest (§4.1.4, §4.2.8) ---
         case(
             "second client_hello with a share for another group",
@@ -1374,6 +1382,16 @@ fn client_cases() -> Vec<Case> {
             Protocol(A::UNEXPECTED_MESSAGE),
         ),
         case(
+            "protected close_notify during the handshake",
+            Client,
+            Hooked(defaults, || {
+                replace(Dir::ToClient, H::CERTIFICATE, |ctx, _| {
+                    vec![ctx.record(ContentType::ALERT, &[1, A::CLOSE_NOTIFY.0])]
+                })
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        case(
             "new_session_ticket during the handshake",
             Client,
             Hooked(defaults, || {
@@ -1530,11 +1548,17 @@ fn check_wire(name: &str, sent: &[&Rec], expect: Expect) {
     match expect {
         Protocol(a) | Limit(a) => {
             assert_eq!(alerts, [(2, a)], "{name}: alerts on the wire {sent:?}");
-            assert_eq!(
-                sent.last().and_then(|r| r.alert()),
-                Some((2, a)),
-                "{name}: alert is last"
-            );
+            let last = sent.last().expect("records");
+            assert_eq!(last.alert(), Some((2, a)), "{name}: alert is last");
+            if last.encrypted {
+                assert_eq!(last.wire[..3], [23, 3, 3], "{name}: protected alert record");
+            } else {
+                assert_eq!(
+                    last.wire,
+                    [0x15, 3, 3, 0, 2, 2, a.0],
+                    "{name}: plaintext alert"
+                );
+            }
         }
         Received(_) => assert!(alerts.is_empty(), "{name}: answered an alert: {alerts:?}"),
     }
