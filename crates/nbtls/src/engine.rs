@@ -263,7 +263,17 @@ impl Engine {
         let range = self.inbuf.take_record(HEADER_LEN + hdr.len);
         let body_range = range.start + HEADER_LEN..range.end;
 
-        let opened = {
+        // A peer that fails before it has keys alerts in plaintext, though we
+        // may already read with its handshake key. Such an alert is accepted
+        // until the peer's first protected record, never after the handshake
+        // (as OpenSSL does); it is the peer's error, not an unexpected record.
+        let plaintext_alert = hdr.typ == ContentType::ALERT
+            && self.is_handshaking()
+            && self.core.record.is_reading_encrypted()
+            && self.core.record.read_seq() == 0;
+        let opened = if plaintext_alert {
+            Ok((hdr.typ, 0..hdr.len))
+        } else {
             let body = self.inbuf.bytes_mut(body_range.clone());
             self.core.record.open(&header, &hdr, body)
         };
@@ -323,6 +333,8 @@ impl Engine {
                 if plain.is_empty() {
                     return Err(Error::unexpected("empty handshake record"));
                 }
+                // A record with content ends a run of empty ones.
+                self.empty_records = 0;
                 if self.hs_buf.is_empty() {
                     self.hs_epoch = self.core.read_key_epoch;
                 } else if self.hs_epoch != self.core.read_key_epoch {
@@ -428,6 +440,10 @@ impl Engine {
             return Err(Error::illegal("unknown alert level"));
         }
         match desc {
+            // A close during the handshake aborts it: a sticky error, not an EOF.
+            AlertDescription::CLOSE_NOTIFY if self.is_handshaking() => {
+                Err(Error::unexpected("close_notify during the handshake"))
+            }
             AlertDescription::CLOSE_NOTIFY => {
                 self.received_close = true;
                 self.hs_buf = Vec::new();

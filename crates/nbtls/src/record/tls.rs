@@ -140,6 +140,11 @@ impl RecordLayer {
         }
     }
 
+    /// Records opened under the current read key.
+    pub fn read_seq(&self) -> u64 {
+        self.read.as_ref().map_or(0, |d| d.seq)
+    }
+
     pub fn write_alg(&self) -> Option<AeadAlg> {
         self.write.as_ref().map(|d| d.key.alg())
     }
@@ -264,7 +269,12 @@ impl RecordLayer {
                 "decrypted record too long",
             ));
         }
-        Ok((ContentType(body[pos]), 0..pos))
+        let typ = ContentType(body[pos]);
+        // RFC 8446 §5: change_cipher_spec is never protected.
+        if typ == ContentType::CHANGE_CIPHER_SPEC {
+            return Err(Error::unexpected("protected change_cipher_spec"));
+        }
+        Ok((typ, 0..pos))
     }
 }
 

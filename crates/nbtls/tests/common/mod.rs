@@ -3,6 +3,7 @@
 //! the OpenSSL / GnuTLS command-line peers ([`peers`]). Include with `mod common;`.
 
 pub mod certs;
+pub mod mitm;
 pub mod peers;
 
 use std::path::{Path, PathBuf};

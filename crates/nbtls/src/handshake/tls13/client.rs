@@ -430,6 +430,7 @@ impl WaitServerHello {
                 "ServerHello suite differs from HelloRetryRequest",
             ));
         }
+        let sent = self.sent_extensions();
         for e in &sh.extensions {
             match e {
                 ServerExtension::SupportedVersion(_) | ServerExtension::KeyShare(_) => {}
@@ -438,15 +439,7 @@ impl WaitServerHello {
                         .resume
                         .as_ref()
                         .is_some_and(|(s, _)| s.version == ProtocolVersion::TLS1_3) => {}
-                ServerExtension::PreSharedKey(_) => {
-                    return Err(Error::illegal("server selected a PSK we did not offer"))
-                }
-                other => {
-                    return Err(Error::protocol(
-                        AlertDescription::UNSUPPORTED_EXTENSION,
-                        format!("ServerHello carries {:?}", other.ext_type()),
-                    ))
-                }
+                other => return Err(misplaced(&sent, other.ext_type(), "ServerHello")),
             }
         }
         let Some(share) = sh.key_share() else {
@@ -509,9 +502,19 @@ impl WaitServerHello {
                     hs,
                     client_hs,
                     server_hs,
+                    sent,
                 },
             },
         )))
+    }
+
+    /// Extension types our (last) ClientHello carried.
+    fn sent_extensions(&self) -> Vec<ExtensionType> {
+        self.hello()
+            .extensions
+            .iter()
+            .map(|e| e.ext_type())
+            .collect()
     }
 
     /// RFC 8446 §4.1.4.
@@ -525,17 +528,13 @@ impl WaitServerHello {
         if self.hrr_suite.is_some() {
             return Err(Error::unexpected("second HelloRetryRequest"));
         }
+        let sent = self.sent_extensions();
         for e in &sh.extensions {
             match e {
                 ServerExtension::SupportedVersion(_)
                 | ServerExtension::HrrKeyShare(_)
                 | ServerExtension::Cookie(_) => {}
-                other => {
-                    return Err(Error::protocol(
-                        AlertDescription::UNSUPPORTED_EXTENSION,
-                        format!("HelloRetryRequest carries {:?}", other.ext_type()),
-                    ))
-                }
+                other => return Err(misplaced(&sent, other.ext_type(), "HelloRetryRequest")),
             }
         }
         let group = sh.hrr_group();
@@ -603,6 +602,19 @@ struct Keys {
     hs: HandshakeSecret,
     client_hs: Secret,
     server_hs: Secret,
+    /// Extension types our ClientHello carried: the only ones a server may answer.
+    sent: Vec<ExtensionType>,
+}
+
+/// RFC 8446 §4.2: an extension we never sent is unsupported_extension; one we
+/// sent that has no place in `msg` is illegal_parameter.
+fn misplaced(sent: &[ExtensionType], t: ExtensionType, msg: &str) -> Error {
+    let alert = if sent.contains(&t) {
+        AlertDescription::ILLEGAL_PARAMETER
+    } else {
+        AlertDescription::UNSUPPORTED_EXTENSION
+    };
+    Error::protocol(alert, format!("{msg} carries {t:?}"))
 }
 
 pub struct WaitEncryptedExtensions {
@@ -615,15 +627,12 @@ impl WaitEncryptedExtensions {
         let mut keys = self.keys;
         let offered_alpn = &keys.config.common.alpn;
         for e in &ee.extensions {
+            if !keys.sent.contains(&e.ext_type()) {
+                return Err(misplaced(&keys.sent, e.ext_type(), "EncryptedExtensions"));
+            }
             match e {
-                ServerExtension::ServerNameAck => {
-                    if !matches!(keys.server_name, ServerName::DnsName(_)) {
-                        return Err(Error::protocol(
-                            AlertDescription::UNSUPPORTED_EXTENSION,
-                            "server acknowledged an SNI we did not send",
-                        ));
-                    }
-                }
+                // Sent only for DNS names, so IP literals were caught above.
+                ServerExtension::ServerNameAck => {}
                 ServerExtension::Alpn(p) => {
                     if !offered_alpn.contains(p) {
                         return Err(Error::illegal(
@@ -643,19 +652,7 @@ impl WaitEncryptedExtensions {
                 }
                 ServerExtension::SupportedGroups(_) => {}
                 ServerExtension::EarlyData if keys.early => core.info.early_data_accepted = true,
-                ServerExtension::EarlyData => {
-                    return Err(Error::protocol(
-                        AlertDescription::UNSUPPORTED_EXTENSION,
-                        "server accepted early data we did not send",
-                    ))
-                }
-                ServerExtension::Unknown(t, _) if !offered(&keys, *t) => {
-                    return Err(Error::protocol(
-                        AlertDescription::UNSUPPORTED_EXTENSION,
-                        format!("EncryptedExtensions carries unrequested {t:?}"),
-                    ))
-                }
-                ServerExtension::Unknown(..) => {}
+                // Sent by us, but not an answer EncryptedExtensions may carry.
                 other => {
                     return Err(Error::protocol(
                         AlertDescription::ILLEGAL_PARAMETER,
@@ -686,12 +683,6 @@ impl WaitEncryptedExtensions {
             cert_request: None,
         })))
     }
-}
-
-/// Extension types we send, which a server may answer.
-fn offered(keys: &Keys, t: ExtensionType) -> bool {
-    matches!(t, ExtensionType::SERVER_NAME | ExtensionType::ALPN)
-        || (t == ExtensionType::RECORD_SIZE_LIMIT && keys.config.common.record_size_limit.is_some())
 }
 
 pub struct WaitCertificate {
