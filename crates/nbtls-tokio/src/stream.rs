@@ -32,6 +32,9 @@ use crate::conn::{self, io_error, Conn, IdleTimer};
 ///   transport's write side. Reading goes on until the peer's close_notify.
 /// * Errors are sticky: after a fatal one every call returns it. Errors
 ///   carry the [`nbtls::Error`] as their source.
+/// * Reads always read ahead (whatever the config's `read_ahead` says):
+///   one transport read asks for up to a whole record more than the next
+///   record needs, and what arrives beyond it stays in the engine.
 ///
 /// # Cancellation safety
 ///

@@ -117,6 +117,17 @@ async fn tls12_round_trip() {
     assert!(got.expect("server reads") == msg);
 }
 
+#[tokio::test]
+async fn acceptor_resumes_a_config_that_pauses_after_the_client_hello() {
+    let server = server_config().pause_after_client_hello(true);
+    let (mut c, mut s) = pair(Arc::new(client_config()), Arc::new(server), 4096).await;
+    c.write_all(b"ping").await.unwrap();
+    c.flush().await.unwrap();
+    let mut buf = [0u8; 4];
+    bounded(s.read_exact(&mut buf)).await.unwrap();
+    assert_eq!(&buf, b"ping");
+}
+
 /// Counts the bytes read from the inner transport.
 struct Counting<T> {
     inner: T,
@@ -342,7 +353,7 @@ async fn idle_timeout_counts_from_the_last_transport_activity() {
         16 * 1024,
     )
     .await;
-    let idle = Duration::from_millis(300);
+    let idle = Duration::from_millis(500);
     s.set_idle_timeout(Some(idle));
     // Activity every 100 ms keeps it alive well past the timeout...
     let writer = async move {
