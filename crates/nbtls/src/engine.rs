@@ -142,6 +142,24 @@ impl Engine {
         self.common.read_ahead
     }
 
+    /// Only new transport bytes can move the connection on: no plaintext
+    /// is waiting, no whole record is buffered, and it is not closed by
+    /// the peer, failed, or paused. Asks nothing about sending, so a
+    /// reader (or a read half) can wait on it alone.
+    pub fn wants_read(&self) -> bool {
+        self.error.is_none()
+            && !self.received_close
+            && !self.is_paused()
+            && self.inbuf.plain_len() == 0
+            && self.buffered_record_len() == 0
+    }
+
+    /// Ciphertext is queued for the transport (a flight, a record, an
+    /// alert). Independent of `wants_read`: both can hold at once.
+    pub fn wants_write(&self) -> bool {
+        self.has_pending_output()
+    }
+
     pub(crate) fn common(&self) -> &Common {
         &self.common
     }
