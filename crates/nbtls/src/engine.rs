@@ -507,8 +507,13 @@ impl Engine {
                 break;
             }
             let epoch = self.core.read_key_epoch;
-            self.handle_message(typ, total)?;
-            self.hs_buf.drain(..total);
+            let handled = self.handle_message(typ, total);
+            // A refused renegotiation is not fatal: its message is consumed
+            // all the same, or the next record would look interleaved.
+            if matches!(handled, Ok(()) | Err(Error::Rehandshake)) {
+                self.hs_buf.drain(..total);
+            }
+            handled?;
             if self.core.read_key_epoch != epoch && !self.hs_buf.is_empty() {
                 return Err(Error::unexpected(
                     "handshake data after a key change in one record",

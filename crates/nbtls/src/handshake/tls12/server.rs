@@ -13,7 +13,8 @@ use crate::codec::NewSessionTicket12;
 use crate::codec::{
     put_handshake, AlertDescription, Certificate12, CertificateRequest12, CertificateVerify,
     CipherSuite, ClientExtension, ClientHello, ClientKeyExchangeEcdhe, Codec, HandshakeType,
-    ProtocolVersion, ServerExtension, ServerHello, ServerKeyExchangeEcdhe, DOWNGRADE_TLS12,
+    NamedGroup, ProtocolVersion, ServerExtension, ServerHello, ServerKeyExchangeEcdhe,
+    DOWNGRADE_TLS12,
 };
 use crate::config::{ClientAuth, ServerConfig};
 use crate::crypto::hash::hash;
@@ -336,6 +337,21 @@ pub fn respond(
         KeyKind::Rsa => Tls12Auth::Rsa,
         _ => Tls12Auth::Ecdsa,
     };
+    // RFC 8422 §5.1: supported_groups also names the curves the client
+    // accepts in an ECDSA certificate (OpenSSL clients enforce it).
+    let cert_curve = match cert.key.kind() {
+        KeyKind::EcdsaP256 => Some(NamedGroup::SECP256R1),
+        KeyKind::EcdsaP384 => Some(NamedGroup::SECP384R1),
+        _ => None,
+    };
+    if let (Some(curve), Some(groups)) = (cert_curve, hello.supported_groups()) {
+        if !groups.contains(&curve) {
+            return Err(Error::protocol(
+                AlertDescription::HANDSHAKE_FAILURE,
+                "the client does not accept our certificate's curve",
+            ));
+        }
+    }
     let suite = c
         .suites12
         .iter()
