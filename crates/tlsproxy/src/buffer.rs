@@ -3,6 +3,9 @@
 //! Storage is taken only while bytes are held, so idle connections cost
 //! none.
 
+/// Storage a ring starts with.
+const INITIAL: usize = 16 * 1024;
+
 #[derive(Debug)]
 pub struct Ring {
     buf: Vec<u8>,
@@ -46,10 +49,10 @@ impl Ring {
 
     /// The longest run of held bytes starting at the oldest.
     pub fn readable(&self) -> &[u8] {
-        let end = (self.head + self.len).min(self.cap);
         if self.len == 0 {
             return &[];
         }
+        let end = (self.head + self.len).min(self.buf.len());
         &self.buf[self.head..end]
     }
 
@@ -57,7 +60,7 @@ impl Ring {
     pub fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.readable().len());
         let n = n.min(self.len);
-        self.head = (self.head + n) % self.cap.max(1);
+        self.head = (self.head + n) % self.buf.len().max(1);
         self.len -= n;
         self.total_out += n as u64;
         if self.len == 0 {
@@ -67,21 +70,39 @@ impl Ring {
     }
 
     /// The longest run of free space after the held bytes; `commit` the
-    /// count actually filled. Allocates on first use.
+    /// count actually filled. Storage starts at `INITIAL` bytes and doubles
+    /// (up to the bound) only when it fills up, i.e. when the other side
+    /// lags.
     pub fn writable(&mut self) -> &mut [u8] {
         if self.buf.is_empty() {
-            self.buf = vec![0; self.cap];
+            self.buf = vec![0; self.cap.min(INITIAL)];
         }
-        if self.len == self.cap {
+        if self.len == self.buf.len() && self.buf.len() < self.cap {
+            self.grow();
+        }
+        let size = self.buf.len();
+        if self.len == size {
             return &mut [];
         }
         let tail = self.head + self.len;
-        if tail < self.cap {
+        if tail < size {
             &mut self.buf[tail..]
         } else {
             // The held bytes reach the end: free space is before the head.
-            &mut self.buf[tail - self.cap..self.head]
+            &mut self.buf[tail - size..self.head]
         }
+    }
+
+    fn grow(&mut self) {
+        let size = self.buf.len();
+        let new = (size * 2).min(self.cap);
+        let mut v = Vec::with_capacity(new);
+        let first_end = (self.head + self.len).min(size);
+        v.extend_from_slice(&self.buf[self.head..first_end]);
+        v.extend_from_slice(&self.buf[..self.len - (first_end - self.head)]);
+        v.resize(new, 0);
+        self.buf = v;
+        self.head = 0;
     }
 
     pub fn commit(&mut self, n: usize) {
@@ -143,10 +164,45 @@ mod tests {
     }
 
     #[test]
+    fn grows_up_to_the_bound_keeping_order() {
+        let cap = 4 * INITIAL;
+        let mut r = Ring::new(cap);
+        let data: Vec<u8> = (0..cap + 100).map(|i| (i % 251) as u8).collect();
+        // Offset the head so growth has to linearize a wrapped buffer.
+        assert_eq!(fill(&mut r, &data[..100]), 100);
+        r.consume(100);
+        let mut put = 0;
+        let mut out = Vec::new();
+        while put < data.len() {
+            let n = fill(&mut r, &data[put..]);
+            if n == 0 {
+                assert!(r.is_full());
+                assert_eq!(r.allocated(), cap);
+                let s = r.readable().to_vec();
+                out.extend_from_slice(&s[..s.len().min(1000)]);
+                r.consume(s.len().min(1000));
+            }
+            put += n;
+        }
+        while !r.is_empty() {
+            let s = r.readable().to_vec();
+            out.extend_from_slice(&s);
+            r.consume(s.len());
+        }
+        assert!(out == data[..]);
+    }
+
+    #[test]
     fn randomized_against_a_model() {
-        let mut r = Ring::new(13);
+        for cap in [13, INITIAL + 7, 3 * INITIAL] {
+            model_check(cap);
+        }
+    }
+
+    fn model_check(cap: usize) {
+        let mut r = Ring::new(cap);
         let mut model = std::collections::VecDeque::new();
-        let mut x: u32 = 12345;
+        let mut x: u32 = 12345 ^ cap as u32;
         let mut next = || {
             x ^= x << 13;
             x ^= x >> 17;
@@ -154,9 +210,9 @@ mod tests {
             x
         };
         let mut counter = 0u8;
-        for _ in 0..10_000 {
+        for _ in 0..2_000 {
             if next() % 2 == 0 {
-                let want = (next() % 7) as usize;
+                let want = (next() as usize) % (cap / 2 + 2);
                 let w = r.writable();
                 let n = w.len().min(want);
                 for b in &mut w[..n] {
@@ -167,7 +223,7 @@ mod tests {
                 r.commit(n);
             } else {
                 let s = r.readable();
-                let n = s.len().min((next() % 7) as usize);
+                let n = s.len().min((next() as usize) % (cap / 2 + 2));
                 for b in &s[..n] {
                     assert_eq!(Some(*b), model.pop_front());
                 }

@@ -106,7 +106,7 @@ pub struct Args {
 
     /// Bytes buffered per direction per connection; a full buffer stops
     /// reading from the fast side (backpressure).
-    #[arg(long, value_name = "BYTES", default_value = "65536",
+    #[arg(long, value_name = "BYTES", default_value = "32768",
           value_parser = clap::value_parser!(u64).range(1024..=(64 << 20)))]
     pub buffer_size: u64,
 

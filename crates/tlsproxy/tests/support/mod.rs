@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use nbtls::{ClientConfig, Error as TlsError, Flags, ServerConfig, Session, Shutdown};
 
+#[allow(unused_imports)]
 pub use peers::{require_tool, TIMEOUT};
 pub use pki::pki;
 
