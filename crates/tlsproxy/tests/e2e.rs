@@ -378,3 +378,59 @@ fn client_mode_between_plain_client_and_nbtls_echo() {
     assert_eq!(field(&rec, "outcome"), Some("closed"), "{rec}");
     assert_eq!(field(&rec, "sni"), Some("localhost"), "{rec}");
 }
+
+/// Client certificates: the server proxy with -A requires one issued by
+/// that CA; the client proxy presents it with --client-cert/--client-key.
+/// Without it the handshake fails and the plain client is reset.
+#[test]
+fn client_certificates_between_two_proxies() {
+    let pki = pki();
+    let echo = echo_server();
+    let mut server = Proxy::start(&[
+        "-s",
+        "-c",
+        &format!("127.0.0.1:{echo}"),
+        "-C",
+        pki.server.chain_path(),
+        "-K",
+        pki.server.key_path(),
+        "-A",
+        pki.ca_path(),
+    ]);
+    assert!(server.log().contains("requiring client certificates"));
+    let up = format!("127.0.0.1:{}", server.port);
+    let mut with_cert = Proxy::start(&[
+        "-c",
+        &up,
+        "-A",
+        pki.ca_path(),
+        "--client-cert",
+        pki.client.chain_path(),
+        "--client-key",
+        pki.client.key_path(),
+    ]);
+    let data = payload(100_000, 5);
+    let back = round_trip(with_cert.port, &data).expect("round trip");
+    assert!(back == data, "echo differs");
+    assert!(
+        with_cert.wait_for("outcome=closed", TIMEOUT),
+        "{}",
+        with_cert.log()
+    );
+
+    let mut without = Proxy::start(&["-c", &up, "-A", pki.ca_path()]);
+    let back = round_trip(without.port, b"no certificate");
+    assert!(
+        back.map_or(true, |b| b.is_empty()),
+        "served without a client certificate"
+    );
+    assert!(without.wait_for("tlsproxy::conn", TIMEOUT));
+    let rec = without.records().pop().unwrap();
+    assert_eq!(field(&rec, "bytes_down"), Some("0"), "{rec}");
+    assert!(!rec.contains("outcome=closed"), "{rec}");
+    assert!(
+        server.wait_for("TLS handshake with client failed", TIMEOUT),
+        "{}",
+        server.log()
+    );
+}
