@@ -2,6 +2,7 @@
 //! engine feeds them messages and they queue messages and install keys
 //! through [`tls13::Context`].
 
+pub mod dtls;
 pub mod resumption;
 pub mod tls12;
 pub mod tls13;

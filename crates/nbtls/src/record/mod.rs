@@ -1,7 +1,9 @@
 //! Record protection and framing. Knows records, not handshake states.
 
 pub mod buffer;
+pub mod dtls;
 pub mod pool;
+pub mod replay;
 pub mod tls;
 
 pub use buffer::{InBuf, OutQueue};

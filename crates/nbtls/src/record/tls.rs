@@ -279,11 +279,22 @@ impl RecordLayer {
 }
 
 /// TLS 1.2 additional data: seq ‖ type ‖ version ‖ plaintext length.
-fn tls12_aad(seq: u64, typ: ContentType, len: usize) -> [u8; 13] {
+pub(crate) fn tls12_aad(seq: u64, typ: ContentType, len: usize) -> [u8; 13] {
+    aead_aad(seq, typ, ProtocolVersion::TLS1_2, len)
+}
+
+/// seq ‖ type ‖ version ‖ length: the TLS 1.2 and DTLS 1.2 AAD (RFC 5246
+/// §6.2.3.3; DTLS puts epoch ‖ seq in the first 8 bytes, RFC 6347 §4.1.2.1).
+pub(crate) fn aead_aad(
+    seq: u64,
+    typ: ContentType,
+    version: ProtocolVersion,
+    len: usize,
+) -> [u8; 13] {
     let mut aad = [0u8; 13];
     aad[..8].copy_from_slice(&seq.to_be_bytes());
     aad[8] = typ.0;
-    aad[9..11].copy_from_slice(&ProtocolVersion::TLS1_2.0.to_be_bytes());
+    aad[9..11].copy_from_slice(&version.0.to_be_bytes());
     aad[11..].copy_from_slice(&(len as u16).to_be_bytes());
     aad
 }
