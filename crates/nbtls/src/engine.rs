@@ -146,6 +146,7 @@ impl Engine {
     /// is waiting, no whole record is buffered, and it is not closed by
     /// the peer, failed, or paused. Asks nothing about sending, so a
     /// reader (or a read half) can wait on it alone.
+    #[cfg_attr(not(feature = "unstable-engine"), allow(dead_code))]
     pub fn wants_read(&self) -> bool {
         self.error.is_none()
             && !self.received_close
@@ -156,6 +157,7 @@ impl Engine {
 
     /// Ciphertext is queued for the transport (a flight, a record, an
     /// alert). Independent of `wants_read`: both can hold at once.
+    #[cfg_attr(not(feature = "unstable-engine"), allow(dead_code))]
     pub fn wants_write(&self) -> bool {
         self.has_pending_output()
     }
