@@ -223,6 +223,7 @@ impl Engine {
     #[cfg_attr(not(feature = "unstable-engine"), allow(dead_code))]
     pub fn feed(&mut self, data: &[u8]) {
         self.inbuf.space(data.len()).copy_from_slice(data);
+        self.inbuf.filled(data.len(), data.len());
     }
 
     /// Decrypted application data not yet read.

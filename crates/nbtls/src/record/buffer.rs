@@ -8,7 +8,10 @@ use std::ops::Range;
 /// caller straight from here with one copy.
 #[derive(Debug, Default)]
 pub struct InBuf {
+    /// Initialised once (pooled buffers keep their length), so reads need
+    /// no zero-filling: the valid bytes end at `end`.
     buf: Vec<u8>,
+    end: usize,
     /// Decrypted application data not yet returned.
     pub plain: Range<usize>,
     /// Start of bytes not yet parsed as records.
@@ -18,11 +21,11 @@ pub struct InBuf {
 impl InBuf {
     /// Bytes received but not yet parsed.
     pub fn unread(&self) -> &[u8] {
-        &self.buf[self.unread..]
+        &self.buf[self.unread..self.end]
     }
 
     pub fn unread_len(&self) -> usize {
-        self.buf.len() - self.unread
+        self.end - self.unread
     }
 
     pub fn plain_len(&self) -> usize {
@@ -33,24 +36,25 @@ impl InBuf {
     /// `filled` must follow with the count actually written.
     pub fn space(&mut self, n: usize) -> &mut [u8] {
         self.compact();
-        if self.buf.capacity() == 0 {
-            self.buf = super::pool::take();
+        if self.buf.is_empty() {
+            self.buf = super::pool::take_filled();
         }
-        let len = self.buf.len();
-        self.buf.resize(len + n, 0);
-        &mut self.buf[len..]
+        if self.buf.len() < self.end + n {
+            self.buf.resize(self.end + n, 0);
+        }
+        &mut self.buf[self.end..self.end + n]
     }
 
     /// Keeps `n` of the bytes handed out by the last `space` call.
     pub fn filled(&mut self, space: usize, n: usize) {
-        let len = self.buf.len();
-        self.buf.truncate(len - space + n.min(space));
+        self.end += n.min(space);
     }
 
     /// Moves unparsed bytes to the front once nothing before them is needed.
     fn compact(&mut self) {
         if self.plain.is_empty() && self.unread > 0 {
-            self.buf.drain(..self.unread);
+            self.buf.copy_within(self.unread..self.end, 0);
+            self.end -= self.unread;
             self.unread = 0;
             self.plain = 0..0;
         }
@@ -86,9 +90,10 @@ impl InBuf {
     /// Frees the allocation when nothing is buffered, so an idle
     /// connection holds no record buffer.
     pub fn release_if_idle(&mut self) {
-        if self.plain.is_empty() && self.unread == self.buf.len() {
-            super::pool::give(std::mem::take(&mut self.buf));
+        if self.plain.is_empty() && self.unread == self.end {
+            super::pool::give_filled(std::mem::take(&mut self.buf));
             self.unread = 0;
+            self.end = 0;
         }
     }
 

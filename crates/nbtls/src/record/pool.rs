@@ -13,6 +13,29 @@ const MAX_POOLED: usize = 64;
 
 thread_local! {
     static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// Receive buffers keep their initialised length, so a read into one
+    /// never zero-fills.
+    static FILLED: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A receive buffer of `BUFFER_SIZE` initialised bytes.
+pub fn take_filled() -> Vec<u8> {
+    FILLED
+        .with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(|| vec![0; BUFFER_SIZE])
+}
+
+/// Returns a receive buffer (oversized or undersized ones are freed).
+pub fn give_filled(buf: Vec<u8>) {
+    if buf.len() != BUFFER_SIZE || buf.capacity() > 4 * BUFFER_SIZE {
+        return;
+    }
+    FILLED.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < MAX_POOLED {
+            p.push(buf);
+        }
+    });
 }
 
 /// An empty buffer with room for at least one record.
