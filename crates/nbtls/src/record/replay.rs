@@ -69,7 +69,7 @@ mod tests {
         assert!(w.accept(1000), "a large jump resets the bitmap");
         assert!(!w.accept(100));
         assert!(w.accept(999));
-        assert!(w.accept(0) == false);
+        assert!(!w.accept(0));
     }
 
     #[test]
