@@ -133,3 +133,19 @@ fn server_prefers_tls13_and_a_tls13_client_accepts_tls12_only_servers() {
     handshake(&mut c, &mut s).unwrap();
     assert_eq!(c.protocol_version(), Some(ProtocolVersion::TLS1_3));
 }
+
+#[test]
+fn idle_sessions_hold_no_record_buffer_after_again() {
+    let (mut c, mut s) = pair(client_config(), server_config(), Flags::NONBLOCK);
+    handshake(&mut c, &mut s).unwrap();
+    let mut buf = [0u8; 64];
+    // The client takes in the tickets, then finds nothing more to read.
+    assert_eq!(c.recv(&mut buf), Err(nbtls::Error::Again));
+    assert_eq!(c.buffered_bytes(), 0);
+    assert_eq!(s.buffered_bytes(), 0);
+    assert_eq!(c.send(b"ping").unwrap(), 4);
+    assert_eq!(s.recv(&mut buf).unwrap(), 4);
+    assert_eq!(s.recv(&mut buf), Err(nbtls::Error::Again));
+    assert_eq!(s.buffered_bytes(), 0);
+    assert_eq!(c.buffered_bytes(), 0);
+}
