@@ -3,12 +3,19 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
-/// Received bytes: `[consumed | plaintext not yet returned | unread]`.
-/// Records are decrypted in place, so application data is returned to the
-/// caller straight from here with one copy.
+/// Received bytes: `[consumed | plaintext not yet returned | unread]`,
+/// then spare room up to `end`. Records are decrypted in place, so
+/// application data is returned to the caller straight from here with one
+/// copy.
+///
+/// `buf.len()` is how much of the allocation was ever initialized (kept
+/// across pool reuse); the live bytes end at `end`. Handing out room for a
+/// read therefore zero-fills only bytes never used before, not every read.
 #[derive(Debug, Default)]
 pub struct InBuf {
     buf: Vec<u8>,
+    /// End of the bytes received so far.
+    end: usize,
     /// Decrypted application data not yet returned.
     pub plain: Range<usize>,
     /// Start of bytes not yet parsed as records.
@@ -18,11 +25,11 @@ pub struct InBuf {
 impl InBuf {
     /// Bytes received but not yet parsed.
     pub fn unread(&self) -> &[u8] {
-        &self.buf[self.unread..]
+        &self.buf[self.unread..self.end]
     }
 
     pub fn unread_len(&self) -> usize {
-        self.buf.len() - self.unread
+        self.end - self.unread
     }
 
     pub fn plain_len(&self) -> usize {
@@ -30,27 +37,32 @@ impl InBuf {
     }
 
     /// Gives `n` bytes of spare room at the end for the transport to fill;
-    /// `filled` must follow with the count actually written.
+    /// `filled` must follow with the count actually written. The room may
+    /// hold stale bytes (never zeroed per read): only `filled` bytes count.
     pub fn space(&mut self, n: usize) -> &mut [u8] {
         self.compact();
         if self.buf.capacity() == 0 {
             self.buf = super::pool::take();
         }
-        let len = self.buf.len();
-        self.buf.resize(len + n, 0);
-        &mut self.buf[len..]
+        let start = self.end;
+        let need = start + n;
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
+        self.end = need;
+        &mut self.buf[start..need]
     }
 
     /// Keeps `n` of the bytes handed out by the last `space` call.
     pub fn filled(&mut self, space: usize, n: usize) {
-        let len = self.buf.len();
-        self.buf.truncate(len - space + n.min(space));
+        self.end = self.end - space + n.min(space);
     }
 
     /// Moves unparsed bytes to the front once nothing before them is needed.
     fn compact(&mut self) {
         if self.plain.is_empty() && self.unread > 0 {
-            self.buf.drain(..self.unread);
+            self.buf.copy_within(self.unread..self.end, 0);
+            self.end -= self.unread;
             self.unread = 0;
             self.plain = 0..0;
         }
@@ -86,9 +98,10 @@ impl InBuf {
     /// Frees the allocation when nothing is buffered, so an idle
     /// connection holds no record buffer.
     pub fn release_if_idle(&mut self) {
-        if self.plain.is_empty() && self.unread == self.buf.len() {
+        if self.plain.is_empty() && self.unread == self.end {
             super::pool::give(std::mem::take(&mut self.buf));
             self.unread = 0;
+            self.end = 0;
         }
     }
 
@@ -133,6 +146,8 @@ impl OutQueue {
     pub fn buf_mut(&mut self) -> &mut Vec<u8> {
         if self.buf.capacity() == 0 {
             self.buf = super::pool::take();
+            // Pooled buffers keep their initialized length (for `InBuf`).
+            self.buf.clear();
         }
         &mut self.buf
     }
@@ -242,5 +257,30 @@ mod tests {
         assert_eq!(b.read_plain(&mut out), 2);
         assert_eq!(&out, b"ab");
         assert_eq!(b.plain_len(), 1);
+    }
+
+    #[test]
+    fn inbuf_reuses_room_without_exposing_stale_bytes() {
+        let mut b = InBuf::default();
+        b.space(10).copy_from_slice(b"0123456789");
+        b.filled(10, 10);
+        b.plain = b.take_record(10);
+        let mut out = [0u8; 10];
+        assert_eq!(b.read_plain(&mut out), 10);
+        assert_eq!(b.capacity(), 0, "released when drained");
+        // Room in a reused buffer may hold old bytes; only filled ones count.
+        b.space(6)[..2].copy_from_slice(b"ab");
+        b.filled(6, 2);
+        assert_eq!(b.unread(), b"ab");
+        b.space(3).copy_from_slice(b"cde");
+        b.filled(3, 3);
+        assert_eq!(b.unread(), b"abcde");
+        let r = b.take_record(2);
+        assert_eq!(b.bytes(r), b"ab");
+        // The next read compacts: the unparsed tail moves to the front.
+        b.space(1)[0] = b'f';
+        b.filled(1, 1);
+        assert_eq!(b.unread(), b"cdef");
+        assert_eq!(b.unread_len(), 4);
     }
 }

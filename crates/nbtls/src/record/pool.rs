@@ -15,18 +15,20 @@ thread_local! {
     static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// An empty buffer with room for at least one record.
+/// A buffer with room for at least one record. Its length is how much of
+/// it a previous user initialized (its contents are stale): appenders
+/// clear it, `InBuf` reuses the initialized bytes as read room.
 pub fn take() -> Vec<u8> {
     POOL.with(|p| p.borrow_mut().pop())
         .unwrap_or_else(|| Vec::with_capacity(BUFFER_SIZE))
 }
 
-/// Returns a buffer to the pool (oversized ones are freed).
-pub fn give(mut buf: Vec<u8>) {
+/// Returns a buffer to the pool (oversized ones are freed). Its length is
+/// kept, so the next `InBuf` need not zero-fill it again.
+pub fn give(buf: Vec<u8>) {
     if buf.capacity() < BUFFER_SIZE || buf.capacity() > 4 * BUFFER_SIZE {
         return;
     }
-    buf.clear();
     POOL.with(|p| {
         let mut p = p.borrow_mut();
         if p.len() < MAX_POOLED {
