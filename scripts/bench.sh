@@ -39,7 +39,10 @@ done
 # ---- build dependencies of tlsperf (as scripts/install-peers.sh does for the peers)
 install_devs() {
     local missing=() pkg
-    for pkg in libssl-dev libgnutls28-dev; do
+    if ! command -v dpkg >/dev/null 2>&1; then
+        return 0 # not Debian: the compiler says what is missing
+    fi
+    for pkg in gcc libssl-dev libgnutls28-dev; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     if [ "${#missing[@]}" -eq 0 ]; then
@@ -61,7 +64,7 @@ install_devs() {
     fi
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update >&2
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends gcc "${missing[@]}" >&2
+        apt-get install -y --no-install-recommends "${missing[@]}" >&2
 }
 install_devs
 
@@ -84,9 +87,9 @@ nbperf="${CARGO_TARGET_DIR:-$root/target}/release/nbtls-perf"
 run() {
     local lib=$1 mode=$2 cs=$3 arg=$4 rep=$5 out
     if [ "$lib" = nbtls ]; then
-        out="$("$nbperf" "$mode" "$cs" "$arg")"
+        out="$("$nbperf" "$mode" "$cs" "$arg")" || { echo "error: nbtls-perf $mode $cs failed" >&2; exit 1; }
     else
-        out="$("$work/tlsperf" "$lib" "$mode" "$cs" "$arg")"
+        out="$("$work/tlsperf" "$lib" "$mode" "$cs" "$arg")" || { echo "error: tlsperf $lib $mode $cs failed" >&2; exit 1; }
     fi
     printf '%s\n' "$out" | sed "s/^/$lib|$mode|$cs|$rep|/" >>"$raw"
 }
@@ -173,7 +176,7 @@ row3() {
 
 echo
 echo "Machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -n1); load average before/after: $load_before / $load_after"
-echo "Versions: $(openssl version | cut -d' ' -f1-2), GnuTLS $(gnutls-cli --version 2>/dev/null | sed -n 's/.*gnutls-cli \([0-9.]*\).*/\1/p' | head -n1), nbtls $(git -C "$root" rev-parse --short HEAD)"
+echo "Versions: OpenSSL $(pkg-config --modversion openssl 2>/dev/null || echo '?'), GnuTLS $(pkg-config --modversion gnutls 2>/dev/null || echo '?'), nbtls $(git -C "$root" rev-parse --short HEAD)"
 echo "Command: REPS=$REPS HS_SECS=$HS_SECS MEMBULK_MB=$MEMBULK_MB BULK_MB=$BULK_MB MEM_N=$MEM_N scripts/bench.sh (${elapsed}s of runs; medians of $REPS rounds)"
 echo
 echo "| measure | better | OpenSSL | GnuTLS | nbtls | nbtls/OpenSSL | nbtls/GnuTLS |"
