@@ -217,6 +217,11 @@ impl Engine {
 
     pub fn recv_filled(&mut self, space: usize, got: usize) {
         self.inbuf.filled(space, got);
+        if got == 0 {
+            // A read that found nothing (`Again`) must not leave an idle
+            // connection holding a record buffer.
+            self.inbuf.release_if_idle();
+        }
     }
 
     /// Copies `data` in (for drivers that own their read buffers).

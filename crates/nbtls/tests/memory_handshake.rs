@@ -172,3 +172,19 @@ fn client_hello_carries_grease_that_servers_tolerate() {
     let (mut c, mut s) = pair(client_config(), server_config(), Flags::NONBLOCK);
     handshake(&mut c, &mut s).unwrap();
 }
+
+#[test]
+fn idle_sessions_hold_no_record_buffer_after_again() {
+    let (mut c, mut s) = pair(client_config(), server_config(), Flags::NONBLOCK);
+    handshake(&mut c, &mut s).unwrap();
+    let mut buf = [0u8; 64];
+    // The client takes in the tickets, then finds nothing more to read.
+    assert_eq!(c.recv(&mut buf), Err(nbtls::Error::Again));
+    assert_eq!(c.buffered_bytes(), 0);
+    assert_eq!(s.buffered_bytes(), 0);
+    assert_eq!(c.send(b"ping").unwrap(), 4);
+    assert_eq!(s.recv(&mut buf).unwrap(), 4);
+    assert_eq!(s.recv(&mut buf), Err(nbtls::Error::Again));
+    assert_eq!(s.buffered_bytes(), 0);
+    assert_eq!(c.buffered_bytes(), 0);
+}
