@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
+use nbtls::codec::ProtocolVersion;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -17,7 +18,7 @@ use clap::{ArgAction, Parser};
         Server mode (--server): accepts TLS on --listen and speaks plain TCP to --connect; \
         without --cert/--key it generates a self-signed P-256 certificate at start-up and \
         prints its SHA-256 fingerprint.\n\n\
-        TLS 1.3 only for now (TLS 1.2 and --dtls are not implemented yet). \
+        TLS 1.3 and TLS 1.2 (--protocols restricts them); --dtls is not implemented yet. \
         SSLKEYLOGFILE is honoured. RUST_LOG overrides -d."
 )]
 pub struct Args {
@@ -70,6 +71,11 @@ pub struct Args {
     /// client mode, accepted in server mode).
     #[arg(long, value_delimiter = ',', value_name = "PROTO,...")]
     pub alpn: Vec<String>,
+
+    /// TLS versions to offer (client mode) or accept (server mode),
+    /// comma-separated: tls1.3, tls1.2. Default: both.
+    #[arg(long, value_delimiter = ',', value_name = "VERSION,...", value_parser = parse_protocol)]
+    pub protocols: Vec<ProtocolVersion>,
 
     /// Client mode: certificate chain (PEM) to present when the upstream asks.
     #[arg(long, value_name = "FILE", requires = "client_key")]
@@ -126,6 +132,23 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+fn parse_protocol(s: &str) -> Result<ProtocolVersion, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "tls1.3" => Ok(ProtocolVersion::TLS1_3),
+        "tls1.2" => Ok(ProtocolVersion::TLS1_2),
+        _ => Err(format!("{s:?} is not a protocol version (tls1.2, tls1.3)")),
+    }
+}
+
+/// How `--protocols` spells a version (for messages).
+pub fn protocol_name(v: ProtocolVersion) -> String {
+    match v {
+        ProtocolVersion::TLS1_3 => "tls1.3".into(),
+        ProtocolVersion::TLS1_2 => "tls1.2".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Splits `HOST:PORT` or `[V6]:PORT`. The port is required.
 pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
@@ -164,6 +187,31 @@ mod tests {
         assert!(split_host_port("example.com").is_err());
         assert!(split_host_port(":80").is_err());
         assert!(split_host_port("h:99999").is_err());
+    }
+
+    #[test]
+    fn protocol_names() {
+        assert_eq!(parse_protocol("tls1.2"), Ok(ProtocolVersion::TLS1_2));
+        assert_eq!(parse_protocol("TLS1.3"), Ok(ProtocolVersion::TLS1_3));
+        assert!(parse_protocol("tls1.1").is_err());
+        assert!(parse_protocol("").is_err());
+        let a = Args::try_parse_from([
+            "tlsproxy",
+            "-l",
+            "h:1",
+            "-c",
+            "h:2",
+            "--protocols",
+            "tls1.2,tls1.3",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.protocols,
+            [ProtocolVersion::TLS1_2, ProtocolVersion::TLS1_3]
+        );
+        for v in &a.protocols {
+            assert_eq!(parse_protocol(&protocol_name(*v)), Ok(*v));
+        }
     }
 
     #[test]

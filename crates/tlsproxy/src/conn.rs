@@ -147,7 +147,8 @@ pub struct Conn {
     hs_wait: Option<Direction>,
     /// A send returned `Again`: its record is committed; resume with `send(&[])`.
     send_committed: bool,
-    /// Records a recv may have queued (KeyUpdate answers): flush them.
+    /// Records a recv may have queued (a TLS 1.2 no_renegotiation
+    /// warning): flush them.
     needs_flush: bool,
     /// A flush returned `Again`.
     flush_wait: bool,
@@ -476,6 +477,7 @@ impl Conn {
             conn = self.id,
             version = %s.protocol_version().map_or("-".into(), |v| v.to_string()),
             suite = %s.cipher_suite().map_or("-".into(), |v| v.to_string()),
+            resumed = s.info().resumed,
             "TLS handshake done"
         );
         if self.mode == Mode::Server {
@@ -535,6 +537,17 @@ impl Conn {
     }
 
     /// Plain EOF and everything sent: close_notify (half-close).
+    ///
+    /// Half-closes are relayed in both versions: after a close_notify the
+    /// other direction keeps flowing until its own end. TLS 1.3 allows that
+    /// (RFC 8446 §6.1). TLS 1.2 (RFC 5246 §7.2.1) has the receiver of a
+    /// close_notify answer with its own and drop pending writes, and lets the
+    /// sender close without reading on: a TLS 1.2 peer may thus lose what is
+    /// sent after its close_notify (our send then fails and the plain side
+    /// is reset, so the loss shows), or answer our close_notify with its
+    /// own and drop its reply. The proxy does not close early itself: common
+    /// TLS 1.2 stacks (OpenSSL, GnuTLS, nbtls) read on after close_notify, and
+    /// request/answer protocols over the proxy rely on the half-close.
     fn step_tls_bye(&mut self) -> Result<bool, Fail> {
         if !self.hs_done
             || self.tls_closed
@@ -607,6 +620,15 @@ impl Conn {
                     return Ok(false);
                 }
                 Err(TlsError::Interrupted) => continue,
+                // TLS 1.2 renegotiation (HelloRequest or ClientHello) is
+                // refused with a no_renegotiation warning and the session
+                // goes on (nbtls ends it at a second attempt): send the
+                // warning, keep relaying.
+                Err(TlsError::Rehandshake) => {
+                    debug!(conn = self.id, "refused a renegotiation from the {tname}");
+                    self.needs_flush = true;
+                    return Ok(true);
+                }
                 Err(TlsError::PrematureTermination) => {
                     self.tls_eof = true;
                     self.truncated = true;
@@ -832,6 +854,7 @@ impl Conn {
             mode: self.mode,
             version: None,
             suite: None,
+            resumed: false,
             sni: None,
             alpn: None,
             up: 0,
@@ -848,6 +871,7 @@ impl Conn {
         if let Some(mut s) = self.session.take() {
             rec.version = s.protocol_version().map(|v| v.to_string());
             rec.suite = s.cipher_suite().map(|v| v.to_string());
+            rec.resumed = s.info().resumed;
             rec.sni = s.server_name().map(str::to_string);
             rec.alpn = s
                 .alpn_protocol()
@@ -874,6 +898,8 @@ pub struct Record {
     pub mode: Mode,
     pub version: Option<String>,
     pub suite: Option<String>,
+    /// The handshake resumed an earlier session (ticket or session id).
+    pub resumed: bool,
     pub sni: Option<String>,
     pub alpn: Option<String>,
     /// Bytes read from the accepted peer (toward the upstream).

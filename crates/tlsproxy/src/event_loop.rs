@@ -357,13 +357,13 @@ fn log_record(r: &Record, outcome: &Outcome) {
         Outcome::Failed(_) | Outcome::Truncated => warn!(
             target: "tlsproxy::conn",
             conn = r.id, peer = %r.peer, mode, version = %version, suite = %suite,
-            sni = %sni, alpn = %alpn, bytes_up = r.up, bytes_down = r.down, ms,
+            resumed = r.resumed, sni = %sni, alpn = %alpn, bytes_up = r.up, bytes_down = r.down, ms,
             outcome = %outcome, "connection"
         ),
         _ => info!(
             target: "tlsproxy::conn",
             conn = r.id, peer = %r.peer, mode, version = %version, suite = %suite,
-            sni = %sni, alpn = %alpn, bytes_up = r.up, bytes_down = r.down, ms,
+            resumed = r.resumed, sni = %sni, alpn = %alpn, bytes_up = r.up, bytes_down = r.down, ms,
             outcome = %outcome, "connection"
         ),
     }

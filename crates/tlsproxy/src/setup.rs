@@ -8,12 +8,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nbtls::codec::ProtocolVersion;
 use nbtls::x509::{PrivateKeyDer, SigningKey};
 use nbtls::{CertifiedKey, ClientAuth, ClientConfig, KeyLogFile, ServerConfig, TrustAnchors};
 use rustls_pki_types::{CertificateDer, DnsName, ServerName};
 use tracing::{debug, info, warn};
 
-use crate::cli::{split_host_port, Args};
+use crate::cli::{protocol_name, split_host_port, Args};
 
 /// Which side speaks TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,12 +164,17 @@ pub fn build(args: &Args, nofile: u64, loops: usize, notes: &mut Notes) -> Resul
     let upstream = probe_upstream(&up_host, up_port, args.handshake_timeout)?;
     let idle = (!args.idle_timeout.is_zero()).then_some(args.idle_timeout);
     notes.info(format!(
-        "mode {} ({}), upstream {} ({}), max-conns {} ({} per loop), open-files limit {}",
+        "mode {} ({}, {}), upstream {} ({}), max-conns {} ({} per loop), open-files limit {}",
         mode.name(),
         match mode {
             Mode::Client => "plain in, TLS out",
             Mode::Server => "TLS in, plain out",
         },
+        protocols(args)
+            .iter()
+            .map(|v| protocol_name(*v))
+            .collect::<Vec<_>>()
+            .join("+"),
         args.connect,
         upstream,
         max_conns,
@@ -185,6 +191,20 @@ pub fn build(args: &Args, nofile: u64, loops: usize, notes: &mut Notes) -> Resul
         drain_timeout: args.drain_timeout,
         buffer_size: args.buffer_size as usize,
     })
+}
+
+/// `--protocols` without repeats, in the order given; default: both.
+fn protocols(args: &Args) -> Vec<ProtocolVersion> {
+    if args.protocols.is_empty() {
+        return vec![ProtocolVersion::TLS1_3, ProtocolVersion::TLS1_2];
+    }
+    let mut v: Vec<ProtocolVersion> = Vec::new();
+    for p in &args.protocols {
+        if !v.contains(p) {
+            v.push(*p);
+        }
+    }
+    v
 }
 
 fn key_log(notes: &mut Notes) -> Result<Option<Arc<KeyLogFile>>, Fatal> {
@@ -272,6 +292,9 @@ fn client_tls(args: &Args, up_host: &str, notes: &mut Notes) -> Result<Tls, Fata
     if !alpn.is_empty() {
         cfg = cfg.alpn(&alpn).map_err(|e| tls_err("--alpn", e))?;
     }
+    cfg = cfg
+        .versions(&protocols(args))
+        .map_err(|e| tls_err("--protocols", e))?;
     if let Some(kl) = key_log(notes)? {
         cfg = cfg.key_log(kl);
     }
@@ -362,6 +385,9 @@ fn server_tls(args: &Args, listen_host: &str, notes: &mut Notes) -> Result<Tls, 
     if !alpn.is_empty() {
         cfg = cfg.alpn(&alpn).map_err(|e| tls_err("--alpn", e))?;
     }
+    cfg = cfg
+        .versions(&protocols(args))
+        .map_err(|e| tls_err("--protocols", e))?;
     if let Some(kl) = key_log(notes)? {
         cfg = cfg.key_log(kl);
     }

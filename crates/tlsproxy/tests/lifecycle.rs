@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nbtls::codec::ProtocolVersion;
 use nbtls::{ClientConfig, Shutdown};
 use support::*;
 
@@ -31,13 +32,28 @@ fn echo_once(s: &mut nbtls::Session<TcpStream>, seed: u64) {
     assert!(tls_recv_exact(s, data.len()) == data, "echo differs");
 }
 
+/// TLS 1.3 and TLS 1.2 (the versions to give an nbtls peer) with the
+/// name the connection record shows.
+const VERSIONS: [(ProtocolVersion, &str); 2] = [
+    (ProtocolVersion::TLS1_3, "TLS1_3"),
+    (ProtocolVersion::TLS1_2, "TLS1_2"),
+];
+
 /// Client mode: the plain client's EOF becomes close_notify (after all its
 /// data), and the upstream's close_notify becomes EOF on the plain side;
-/// the upstream may still answer after our close_notify (TLS 1.3 half-close).
+/// the upstream may still answer after our close_notify (half-close; TLS
+/// 1.2 peers that follow RFC 5246 §7.2.1 strictly would not, nbtls does).
 #[test]
 fn half_close_propagates_in_client_mode() {
+    for (version, name) in VERSIONS {
+        half_close_client_mode(version, name);
+    }
+}
+
+fn half_close_client_mode(version: ProtocolVersion, name: &str) {
     let (tx, rx) = mpsc::channel();
-    let upstream = tls_server(server_config(), move |s| {
+    let cfg = server_config().versions(&[version]).unwrap();
+    let upstream = tls_server(cfg, move |s| {
         let req = tls_recv_to_close(s);
         let ok = req.is_ok();
         let _ = tx.send(req);
@@ -64,13 +80,21 @@ fn half_close_propagates_in_client_mode() {
     c.read_to_end(&mut answer).expect("answer, then EOF");
     assert_eq!(answer, b"answer sent after the client's close_notify");
     assert!(proxy.wait_for("outcome=closed", TIMEOUT), "{}", proxy.log());
+    let rec = proxy.records().pop().unwrap();
+    assert_eq!(field(&rec, "version"), Some(name), "{rec}");
 }
 
 /// Server mode: close_notify from the TLS client becomes a FIN toward the
 /// upstream (after all the data), and the upstream's FIN becomes
-/// close_notify.
+/// close_notify, which the client reads after its own close_notify.
 #[test]
 fn half_close_propagates_in_server_mode() {
+    for (version, name) in VERSIONS {
+        half_close_server_mode(version, name);
+    }
+}
+
+fn half_close_server_mode(version: ProtocolVersion, name: &str) {
     let (l, port) = listener();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -95,7 +119,8 @@ fn half_close_propagates_in_server_mode() {
         "-K",
         pki().server.key_path(),
     ]);
-    let mut s = tls_connect(proxy.port, client_config(), "localhost");
+    let cfg = client_config().versions(&[version]).unwrap();
+    let mut s = tls_connect(proxy.port, cfg, "localhost");
     tls_send_all(&mut s, b"request then close_notify");
     s.bye(Shutdown::Write).expect("bye");
     let req = rx.recv_timeout(TIMEOUT).expect("upstream saw EOF");
@@ -106,6 +131,7 @@ fn half_close_propagates_in_server_mode() {
     let rec = proxy.records().pop().unwrap();
     assert_eq!(field(&rec, "bytes_up"), Some("25"), "{rec}");
     assert_eq!(field(&rec, "bytes_down"), Some("16"), "{rec}");
+    assert_eq!(field(&rec, "version"), Some(name), "{rec}");
 }
 
 /// SIGTERM: no new connections, open ones keep working until they close,
@@ -395,6 +421,18 @@ fn bad_input_gets_one_line_and_nonzero_exit() {
         (
             vec!["-c", &up, "-l", "256.1.1.1:80", "-A", pki.ca_path()],
             "--listen",
+        ),
+        (
+            vec![
+                "-s",
+                "-c",
+                &up,
+                "-l",
+                "127.0.0.1:0",
+                "--protocols",
+                "tls1.2,ssl3",
+            ],
+            "\"ssl3\" is not a protocol version",
         ),
     ];
     for (args, expect) in cases {
