@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustls_pki_types::{CertificateDer, ServerName};
 
 use super::{
-    check_finished, finished_message, master_secret, protection, record_keys, verify_data,
+    check_finished, finished_message, master_secret, protection, record_keys, send, verify_data,
     Tls12Secrets,
 };
 use crate::codec::NewSessionTicket12;
@@ -375,13 +375,6 @@ impl WaitServerHelloDone {
             resumed: None,
         })))
     }
-}
-
-fn send<T: Codec>(core: &mut Core, msgs: &mut Vec<u8>, typ: HandshakeType, m: &T) -> Result<()> {
-    let mut out = Vec::new();
-    put_handshake(&mut out, typ, |o| m.encode(o));
-    msgs.extend_from_slice(&out);
-    core.send_handshake(&out)
 }
 
 pub struct WaitFinished {

@@ -13,6 +13,19 @@ use crate::crypto::{AeadAlg, Secret, Tls12Suite};
 use crate::error::{Error, Result};
 use crate::record::tls::Protection;
 
+/// Queues message `m` of type `typ` and adds it to the transcript `msgs`.
+pub(crate) fn send<T: crate::codec::Codec>(
+    core: &mut crate::handshake::tls13::Core,
+    msgs: &mut Vec<u8>,
+    typ: HandshakeType,
+    m: &T,
+) -> Result<()> {
+    let mut out = Vec::new();
+    put_handshake(&mut out, typ, |o| m.encode(o));
+    msgs.extend_from_slice(&out);
+    core.send_handshake(&out)
+}
+
 /// What a TLS 1.2 session keeps after its handshake: for the exporter and
 /// key logging.
 pub struct Tls12Secrets {

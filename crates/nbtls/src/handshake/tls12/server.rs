@@ -6,15 +6,14 @@ use std::sync::Arc;
 use rustls_pki_types::CertificateDer;
 
 use super::{
-    check_finished, finished_message, master_secret, protection, record_keys, verify_data,
+    check_finished, finished_message, master_secret, protection, record_keys, send, verify_data,
     Tls12Secrets,
 };
 use crate::codec::NewSessionTicket12;
 use crate::codec::{
     put_handshake, AlertDescription, Certificate12, CertificateRequest12, CertificateVerify,
-    CipherSuite, ClientExtension, ClientHello, ClientKeyExchangeEcdhe, Codec, HandshakeType,
-    NamedGroup, ProtocolVersion, ServerExtension, ServerHello, ServerKeyExchangeEcdhe,
-    DOWNGRADE_TLS12,
+    CipherSuite, ClientExtension, ClientHello, ClientKeyExchangeEcdhe, HandshakeType, NamedGroup,
+    ProtocolVersion, ServerExtension, ServerHello, ServerKeyExchangeEcdhe, DOWNGRADE_TLS12,
 };
 use crate::config::{ClientAuth, ServerConfig};
 use crate::crypto::hash::hash;
@@ -481,13 +480,6 @@ pub fn respond(
         })),
         None => Server12::WaitClientKeyExchange(Box::new(next)),
     })
-}
-
-fn send<T: Codec>(core: &mut Core, msgs: &mut Vec<u8>, typ: HandshakeType, m: &T) -> Result<()> {
-    let mut out = Vec::new();
-    put_handshake(&mut out, typ, |o| m.encode(o));
-    msgs.extend_from_slice(&out);
-    core.send_handshake(&out)
 }
 
 pub struct WaitClientKeyExchange {
