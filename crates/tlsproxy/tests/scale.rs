@@ -98,7 +98,9 @@ fn client(port: u16, i: usize, ready: &AtomicUsize, gate: &Gate) -> io::Result<(
 #[test]
 fn thousand_concurrent_connections_with_bounded_memory() {
     let echo = echo_server();
-    let (mut cproxy, mut sproxy) = chain(echo, &[]);
+    // A generous handshake timeout: 1,000 debug-build handshakes at once on a
+    // loaded 2-core machine can take longer than the 10 s default.
+    let (mut cproxy, mut sproxy) = chain(echo, &["--handshake-timeout", "60"]);
     let base = (cproxy.memory_kib(), sproxy.memory_kib());
     let ready = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(Gate {
