@@ -37,6 +37,11 @@ fn server_key() -> Arc<CertifiedKey> {
     .clone()
 }
 
+/// The DER length of the server's certificate (tests size its flight by it).
+pub fn server_certificate_len() -> usize {
+    server_key().chain[0].as_ref().len()
+}
+
 /// The server every input is fed to.
 pub fn server_config() -> Arc<ServerConfig> {
     static CFG: OnceLock<Arc<ServerConfig>> = OnceLock::new();

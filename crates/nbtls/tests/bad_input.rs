@@ -231,6 +231,21 @@ fn defaults() -> (ClientConfig, ServerConfig) {
     (client_config(), server_config())
 }
 
+/// A server that speaks TLS 1.3 only.
+fn tls13_server() -> ServerConfig {
+    server_config()
+        .versions(&[ProtocolVersion::TLS1_3])
+        .expect("versions")
+}
+
+/// A client that speaks TLS 1.3 only.
+fn tls13_client() -> (ClientConfig, ServerConfig) {
+    let c = client_config()
+        .versions(&[ProtocolVersion::TLS1_3])
+        .expect("versions");
+    (c, server_config())
+}
+
 /// The server only does P-256, so the client (shares for X25519MLKEM768 and
 /// X25519) gets a HelloRetryRequest.
 fn retry_configs() -> (ClientConfig, ServerConfig) {
@@ -404,17 +419,20 @@ fn server_cases() -> Vec<Case> {
             Protocol(A::ILLEGAL_PARAMETER),
         ),
         // --- ClientHello semantics ---
-        // §4.2.1: a 1.3-only server facing a client without 1.3.
+        // §4.2.1: a 1.3-only server facing a client without 1.3 (a server that also
+        // speaks 1.2 answers these with 1.2).
         case(
             "client_hello without supported_versions",
             Server,
-            Raw(|| hello_ext(|e| drop_ext(e, ExtensionType::SUPPORTED_VERSIONS))),
+            RawWith(tls13_server, || {
+                hello_ext(|e| drop_ext(e, ExtensionType::SUPPORTED_VERSIONS))
+            }),
             Protocol(A::PROTOCOL_VERSION),
         ),
         case(
             "client_hello offering only TLS 1.2",
             Server,
-            Raw(|| {
+            RawWith(tls13_server, || {
                 hello_ext(|e| {
                     drop_ext(e, ExtensionType::SUPPORTED_VERSIONS);
                     e.push(ClientExtension::SupportedVersions(vec![
@@ -915,10 +933,12 @@ fn client_cases() -> Vec<Case> {
             Hooked(defaults, || edit_sh(|sh| sh.session_id[0] ^= 1)),
             Protocol(A::ILLEGAL_PARAMETER),
         ),
+        // §4.2.1: a 1.3-only client reads a ServerHello without supported_versions
+        // as a TLS 1.2 answer it cannot speak.
         case(
             "server_hello without supported_versions (a TLS 1.2 answer)",
             Client,
-            Hooked(defaults, || {
+            Hooked(tls13_client, || {
                 edit_sh(|sh| {
                     sh.extensions
                         .retain(|e| e.ext_type() != ExtensionType::SUPPORTED_VERSIONS)
