@@ -489,8 +489,11 @@ impl Engine {
                 break;
             }
             let epoch = self.core.read_key_epoch;
-            self.handle_message(typ, total)?;
+            let handled = self.handle_message(typ, total);
+            // Consumed even when refused: a refused renegotiation is not fatal,
+            // and the next record must not find it still buffered.
             self.hs_buf.drain(..total);
+            handled?;
             if self.core.read_key_epoch != epoch && !self.hs_buf.is_empty() {
                 return Err(Error::unexpected(
                     "handshake data after a key change in one record",
