@@ -793,7 +793,15 @@ impl Engine {
         }
         if self.error.is_none() {
             if let Some(alert) = e.alert() {
-                self.send_alert(AlertLevel::FATAL, alert);
+                // A close (the TLS 1.2 AEAD usage limit) is a closure alert, not
+                // an error: close_notify goes out as a warning (RFC 5246 §7.2.1).
+                let level = if alert == AlertDescription::CLOSE_NOTIFY {
+                    self.sent_close = true;
+                    AlertLevel::WARNING
+                } else {
+                    AlertLevel::FATAL
+                };
+                self.send_alert(level, alert);
             }
             self.machine = Machine::Gone;
             self.hs_buf = Vec::new();

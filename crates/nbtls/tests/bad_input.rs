@@ -1,7 +1,9 @@
 //! Malformed, truncated, oversized, wrong-type and out-of-order input, against both the
-//! client and the server. Every case names the session that must fail, what it is fed,
-//! the alert RFC 8446 prescribes (where the RFC leaves the alert open, the one nbtls
-//! documents, marked "nbtls:") and the typed error. Each case then checks that:
+//! client and the server, in TLS 1.3 and (cases named "tls12") TLS 1.2. Every case names
+//! the session that must fail, what it is fed, the alert the RFCs prescribe (RFC 8446;
+//! for TLS 1.2 RFC 5246, 5746, 7507, 7627, 8422 and RFC 8446 §4.1.3; where the RFC leaves
+//! the alert open, the one nbtls documents, marked "nbtls:") and the typed error. Each
+//! case then checks that:
 //!
 //! * the session fails with that typed error (`Error::Protocol` / `LimitExceeded` with the
 //!   alert, or `Error::AlertReceived` for a peer's alert), never a panic or a hang;
@@ -19,10 +21,11 @@ use common::mitm::{
 };
 use common::tls::{client_config, server_config};
 use nbtls::codec::{
-    AlertDescription as A, CipherSuite, ClientExtension, ClientHello, ContentType,
-    EncryptedExtensions, ExtensionType, HandshakeMessage, HandshakeType as H, KeyShareEntry,
-    NamedGroup, NewSessionTicket13, OfferedPsks, ProtocolVersion, PskIdentity, PskKeyExchangeMode,
-    ServerExtension, ServerHello, SignatureScheme, HRR_RANDOM,
+    AlertDescription as A, Certificate12, CipherSuite, ClientExtension, ClientHello,
+    ClientKeyExchangeEcdhe, ContentType, EncryptedExtensions, ExtensionType, HandshakeMessage,
+    HandshakeType as H, KeyShareEntry, NamedGroup, NewSessionTicket13, OfferedPsks,
+    ProtocolVersion, PskIdentity, PskKeyExchangeMode, ServerExtension, ServerHello,
+    ServerKeyExchangeEcdhe, SignatureScheme, HRR_RANDOM,
 };
 use nbtls::crypto::kx::KeyShare;
 use nbtls::{
@@ -231,6 +234,21 @@ fn defaults() -> (ClientConfig, ServerConfig) {
     (client_config(), server_config())
 }
 
+/// A server that speaks TLS 1.3 only.
+fn tls13_server() -> ServerConfig {
+    server_config()
+        .versions(&[ProtocolVersion::TLS1_3])
+        .expect("versions")
+}
+
+/// A client that speaks TLS 1.3 only.
+fn tls13_client() -> (ClientConfig, ServerConfig) {
+    let c = client_config()
+        .versions(&[ProtocolVersion::TLS1_3])
+        .expect("versions");
+    (c, server_config())
+}
+
 /// The server only does P-256, so the client (shares for X25519MLKEM768 and
 /// X25519) gets a HelloRetryRequest.
 fn retry_configs() -> (ClientConfig, ServerConfig) {
@@ -277,6 +295,160 @@ fn client_auth() -> (ClientConfig, ServerConfig) {
     let anchors = TrustAnchors::from_certs(&[pki.ca_cert()]).expect("anchors");
     let c = client_config().client_certificate(common::tls::certified_key(&pki.client_ecdsa));
     (c, server_config().client_auth(ClientAuth::Require, anchors))
+}
+
+// ---------------------------------------------------------------------------
+// TLS 1.2 inputs and configurations
+// ---------------------------------------------------------------------------
+
+const V12: [ProtocolVersion; 1] = [ProtocolVersion::TLS1_2];
+
+/// A valid TLS 1.2 ClientHello (no supported_versions) the default server
+/// answers with TLS 1.2.
+fn hello12() -> ClientHello {
+    ClientHello {
+        legacy_version: ProtocolVersion::TLS1_2,
+        random: [7; 32],
+        session_id: vec![],
+        cookie: None,
+        cipher_suites: vec![
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
+        ],
+        compression_methods: vec![0],
+        extensions: vec![
+            ClientExtension::ServerName("localhost".into()),
+            ClientExtension::SupportedGroups(vec![NamedGroup::X25519, NamedGroup::SECP256R1]),
+            ClientExtension::EcPointFormats(vec![0]),
+            ClientExtension::SignatureAlgorithms(vec![
+                SignatureScheme::ECDSA_SECP256R1_SHA256,
+                SignatureScheme::RSA_PSS_RSAE_SHA256,
+            ]),
+            ClientExtension::ExtendedMasterSecret,
+        ],
+    }
+}
+
+/// A TLS 1.2 ClientHello record after `f` edited the hello.
+fn hello12_with(f: impl FnOnce(&mut ClientHello)) -> Vec<u8> {
+    let mut ch = hello12();
+    f(&mut ch);
+    hs_record(&encode(&ch))
+}
+
+/// A TLS 1.2 handshake: the server speaks 1.2 only (so it sends no downgrade
+/// sentinel), the client keeps its defaults (1.3 and 1.2).
+fn tls12() -> (ClientConfig, ServerConfig) {
+    (client_config(), tls12_server())
+}
+
+fn tls12_server() -> ServerConfig {
+    server_config().versions(&V12).expect("versions")
+}
+
+fn tls12_chacha() -> (ClientConfig, ServerConfig) {
+    let s = server_config()
+        .cipher_suites(&[CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256])
+        .expect("suites");
+    (client_config(), s)
+}
+
+fn tls12_p256() -> (ClientConfig, ServerConfig) {
+    let s = tls12_server()
+        .groups(&[NamedGroup::SECP256R1])
+        .expect("groups");
+    (client_config(), s)
+}
+
+/// The client offers one TLS 1.2 suite (and the TLS 1.3 ones).
+fn tls12_one_suite() -> (ClientConfig, ServerConfig) {
+    let c = client_config()
+        .cipher_suites(&[
+            CipherSuite::TLS_AES_128_GCM_SHA256,
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ])
+        .expect("suites");
+    (c, tls12_server())
+}
+
+fn tls12_untrusted() -> (ClientConfig, ServerConfig) {
+    let (c, s) = untrusted_server();
+    (c, s.versions(&V12).expect("versions"))
+}
+
+fn tls12_auth_required_no_cert() -> (ClientConfig, ServerConfig) {
+    let (c, s) = auth_required_no_cert();
+    (c, s.versions(&V12).expect("versions"))
+}
+
+fn tls12_client_auth() -> (ClientConfig, ServerConfig) {
+    let (c, s) = client_auth();
+    (c, s.versions(&V12).expect("versions"))
+}
+
+fn tls12_client_requires_ems() -> (ClientConfig, ServerConfig) {
+    let c = client_config().require_extended_master_secret(true);
+    (c, tls12_server())
+}
+
+fn tls12_server_requires_ems() -> (ClientConfig, ServerConfig) {
+    (
+        client_config(),
+        tls12_server().require_extended_master_secret(true),
+    )
+}
+
+/// Calls `f` on the first unit of `dir` of content type `typ`.
+fn on_type(
+    dir: Dir,
+    typ: ContentType,
+    mut f: impl FnMut(&mut Ctx<'_>, &mut Rec) -> Verdict + 'static,
+) -> Hook {
+    let mut done = false;
+    Box::new(move |ctx, rec| {
+        if done || rec.dir != dir || rec.typ != typ {
+            return Verdict::Forward;
+        }
+        done = true;
+        f(ctx, rec)
+    })
+}
+
+/// Drops the first handshake message `typ` of `dir`.
+fn drop_msg(dir: Dir, typ: H) -> Hook {
+    on(dir, typ, |_, _| Verdict::Drop)
+}
+
+/// Replaces a Finished body with `len` bytes of it (or more, zero-padded).
+fn finished_len(rec: &mut Rec, len: usize) -> Verdict {
+    let mut body = rec.payload[4..].to_vec();
+    body.resize(len, 0);
+    rec.payload = hs_message(H::FINISHED, &body);
+    Verdict::Forward
+}
+
+fn edit_ske(f: impl FnOnce(&mut ServerKeyExchangeEcdhe) + 'static) -> Hook {
+    let mut f = Some(f);
+    on(Dir::ToClient, H::SERVER_KEY_EXCHANGE, move |_, rec| {
+        let f = f.take().expect("once");
+        edit::<ServerKeyExchangeEcdhe>(rec, f)
+    })
+}
+
+fn edit_ch(f: impl FnOnce(&mut ClientHello) + 'static) -> Hook {
+    let mut f = Some(f);
+    on(Dir::ToServer, H::CLIENT_HELLO, move |_, rec| {
+        let f = f.take().expect("once");
+        edit::<ClientHello>(rec, f)
+    })
+}
+
+fn edit_cke(f: impl FnOnce(&mut ClientKeyExchangeEcdhe) + 'static) -> Hook {
+    let mut f = Some(f);
+    on(Dir::ToServer, H::CLIENT_KEY_EXCHANGE, move |_, rec| {
+        let f = f.take().expect("once");
+        edit::<ClientKeyExchangeEcdhe>(rec, f)
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -404,17 +576,20 @@ fn server_cases() -> Vec<Case> {
             Protocol(A::ILLEGAL_PARAMETER),
         ),
         // --- ClientHello semantics ---
-        // §4.2.1: a 1.3-only server facing a client without 1.3.
+        // §4.2.1: a 1.3-only server facing a client without 1.3 (a server that also
+        // speaks 1.2 answers these with 1.2).
         case(
             "client_hello without supported_versions",
             Server,
-            Raw(|| hello_ext(|e| drop_ext(e, ExtensionType::SUPPORTED_VERSIONS))),
+            RawWith(tls13_server, || {
+                hello_ext(|e| drop_ext(e, ExtensionType::SUPPORTED_VERSIONS))
+            }),
             Protocol(A::PROTOCOL_VERSION),
         ),
         case(
             "client_hello offering only TLS 1.2",
             Server,
-            Raw(|| {
+            RawWith(tls13_server, || {
                 hello_ext(|e| {
                     drop_ext(e, ExtensionType::SUPPORTED_VERSIONS);
                     e.push(ClientExtension::SupportedVersions(vec![
@@ -915,10 +1090,12 @@ fn client_cases() -> Vec<Case> {
             Hooked(defaults, || edit_sh(|sh| sh.session_id[0] ^= 1)),
             Protocol(A::ILLEGAL_PARAMETER),
         ),
+        // §4.2.1: a 1.3-only client reads a ServerHello without supported_versions
+        // as a TLS 1.2 answer it cannot speak.
         case(
             "server_hello without supported_versions (a TLS 1.2 answer)",
             Client,
-            Hooked(defaults, || {
+            Hooked(tls13_client, || {
                 edit_sh(|sh| {
                     sh.extensions
                         .retain(|e| e.ext_type() != ExtensionType::SUPPORTED_VERSIONS)
@@ -1506,6 +1683,616 @@ fn client_cases() -> Vec<Case> {
     ]
 }
 
+/// TLS 1.2 (RFC 5246, 5746, 7507, 7627, 8422; RFC 8446 §4.1.3 for the downgrade
+/// sentinel) against a server.
+fn tls12_server_cases() -> Vec<Case> {
+    vec![
+        // --- ClientHello (a 1.2 hello the default 1.3-and-1.2 server answers in 1.2) ---
+        // RFC 7507 §3: a fallback to a server that could have done better.
+        case(
+            "tls12 client_hello with TLS_FALLBACK_SCSV to a 1.3-capable server",
+            Server,
+            Raw(|| hello12_with(|ch| ch.cipher_suites.push(CipherSuite::TLS_FALLBACK_SCSV))),
+            Protocol(A::INAPPROPRIATE_FALLBACK),
+        ),
+        // RFC 5746 §3.6: the initial handshake carries an empty renegotiation_info.
+        case(
+            "tls12 client_hello with a non-empty renegotiation_info",
+            Server,
+            Raw(|| {
+                hello12_with(|ch| {
+                    ch.extensions
+                        .push(ClientExtension::RenegotiationInfo(vec![1; 12]))
+                })
+            }),
+            Protocol(A::HANDSHAKE_FAILURE),
+        ),
+        // RFC 8422 §5.1.2.
+        case(
+            "tls12 client_hello whose ec_point_formats lacks uncompressed",
+            Server,
+            Raw(|| {
+                hello12_with(|ch| {
+                    drop_ext(&mut ch.extensions, ExtensionType::EC_POINT_FORMATS);
+                    ch.extensions
+                        .push(ClientExtension::EcPointFormats(vec![1, 2]));
+                })
+            }),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        // nbtls: RFC 5246 §7.4.1.2 requires null compression to be offered, alert unnamed.
+        case(
+            "tls12 client_hello without null compression",
+            Server,
+            Raw(|| hello12_with(|ch| ch.compression_methods = vec![1])),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        // RFC 5246 §7.4.1.3: no acceptable suite (static RSA is not supported).
+        case(
+            "tls12 client_hello with no suite in common",
+            Server,
+            Raw(|| hello12_with(|ch| ch.cipher_suites = vec![CipherSuite(0x009c)])),
+            Protocol(A::HANDSHAKE_FAILURE),
+        ),
+        // RFC 8422 §5.1.1: no curve in common, so no ECDHE suite.
+        case(
+            "tls12 client_hello with no group in common",
+            Server,
+            Raw(|| {
+                hello12_with(|ch| {
+                    drop_ext(&mut ch.extensions, ExtensionType::SUPPORTED_GROUPS);
+                    ch.extensions.push(ClientExtension::SupportedGroups(vec![
+                        NamedGroup::SECP521R1,
+                    ]));
+                })
+            }),
+            Protocol(A::HANDSHAKE_FAILURE),
+        ),
+        // nbtls: without signature_algorithms RFC 5246 §7.4.1.4.1 means SHA-1, which
+        // RFC 9155 forbids: nothing to sign with.
+        case(
+            "tls12 client_hello without signature_algorithms",
+            Server,
+            Raw(|| {
+                hello12_with(|ch| drop_ext(&mut ch.extensions, ExtensionType::SIGNATURE_ALGORITHMS))
+            }),
+            Protocol(A::HANDSHAKE_FAILURE),
+        ),
+        // RFC 8446 §4.2.1 / RFC 5246 App. E.1: nothing at or above TLS 1.2.
+        case(
+            "tls12 client_hello with legacy_version TLS 1.1",
+            Server,
+            Raw(|| hello12_with(|ch| ch.legacy_version = ProtocolVersion::TLS1_1)),
+            Protocol(A::PROTOCOL_VERSION),
+        ),
+        // RFC 7301 §3.2.
+        case(
+            "tls12 client_hello with no ALPN protocol in common",
+            Server,
+            RawWith(
+                || server_config().alpn(&["h2"]).expect("alpn"),
+                || {
+                    hello12_with(|ch| {
+                        ch.extensions
+                            .push(ClientExtension::Alpn(vec![b"http/1.1".to_vec()]))
+                    })
+                },
+            ),
+            Protocol(A::NO_APPLICATION_PROTOCOL),
+        ),
+        // RFC 7627 §5.2: a server that requires EMS refuses a client without it.
+        case(
+            "tls12 client_hello without extended_master_secret, server requires it",
+            Server,
+            Hooked(tls12_server_requires_ems, || {
+                edit_ch(|ch| drop_ext(&mut ch.extensions, ExtensionType::EXTENDED_MASTER_SECRET))
+            }),
+            Protocol(A::HANDSHAKE_FAILURE),
+        ),
+        // --- ClientKeyExchange (RFC 8422 §5.7, §5.11) ---
+        case(
+            "tls12 client_key_exchange with a P-256 point off the curve",
+            Server,
+            Hooked(tls12_p256, || {
+                edit_cke(|cke| {
+                    let n = cke.public.len() - 1;
+                    cke.public[n] ^= 0x01;
+                })
+            }),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        // nbtls: RFC 8422 §5.11 says abort on the all-zero X25519 result, alert unnamed.
+        case(
+            "tls12 client_key_exchange with an all-zero X25519 share",
+            Server,
+            Hooked(tls12, || edit_cke(|cke| cke.public = vec![0; 32])),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        case(
+            "tls12 client_key_exchange with trailing bytes",
+            Server,
+            Hooked(tls12, || {
+                on(Dir::ToServer, H::CLIENT_KEY_EXCHANGE, |_, rec| {
+                    trailing(rec, &[0])
+                })
+            }),
+            Protocol(A::DECODE_ERROR),
+        ),
+        // --- Order (RFC 5246 §7.4, §7.1) ---
+        case(
+            "tls12 change_cipher_spec in place of the client_key_exchange",
+            Server,
+            Hooked(tls12, || drop_msg(Dir::ToServer, H::CLIENT_KEY_EXCHANGE)),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        case(
+            "tls12 client finished before its change_cipher_spec",
+            Server,
+            Hooked(tls12, || {
+                on_type(Dir::ToServer, ContentType::CHANGE_CIPHER_SPEC, |_, _| {
+                    Verdict::Drop
+                })
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        // RFC 5246 §7.1: the message is a single byte of value 1.
+        case(
+            "tls12 client change_cipher_spec of value 2",
+            Server,
+            Hooked(tls12, || {
+                on_type(Dir::ToServer, ContentType::CHANGE_CIPHER_SPEC, |ctx, _| {
+                    Verdict::Emit(vec![ctx.record(ContentType::CHANGE_CIPHER_SPEC, &[2])])
+                })
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        case(
+            "tls12 application data before the client finished",
+            Server,
+            Hooked(tls12, || {
+                on(Dir::ToServer, H::FINISHED, |ctx, rec| {
+                    let data = ctx.record(ContentType::APPLICATION_DATA, b"early");
+                    let fin = ctx.record(rec.typ, &rec.payload);
+                    Verdict::Emit(vec![data, fin])
+                })
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        // --- Finished (RFC 5246 §7.4.9), protected under the client's new key ---
+        case(
+            "tls12 client finished with a flipped bit",
+            Server,
+            Hooked(tls12, || {
+                on(Dir::ToServer, H::FINISHED, |_, rec| flip_last(rec))
+            }),
+            Protocol(A::DECRYPT_ERROR),
+        ),
+        case(
+            "tls12 client finished one byte short",
+            Server,
+            Hooked(tls12, || {
+                on(Dir::ToServer, H::FINISHED, |_, rec| finished_len(rec, 11))
+            }),
+            Protocol(A::DECODE_ERROR),
+        ),
+        case(
+            "tls12 client finished one byte long",
+            Server,
+            Hooked(tls12, || {
+                on(Dir::ToServer, H::FINISHED, |_, rec| finished_len(rec, 13))
+            }),
+            Protocol(A::DECODE_ERROR),
+        ),
+        // --- Client authentication (RFC 5246 §7.4.6, §7.4.8) ---
+        case(
+            "tls12 client without a certificate when one is required",
+            Server,
+            Hooked(tls12_auth_required_no_cert, pass),
+            Protocol(A::HANDSHAKE_FAILURE),
+        ),
+        case(
+            "tls12 client certificate_verify with a flipped signature bit",
+            Server,
+            Hooked(tls12_client_auth, || {
+                on(Dir::ToServer, H::CERTIFICATE_VERIFY, |_, rec| {
+                    flip_last(rec)
+                })
+            }),
+            Protocol(A::DECRYPT_ERROR),
+        ),
+        // --- After the handshake ---
+        // RFC 5246 §6.2.3.3: the record does not authenticate.
+        case(
+            "tls12 client record with a flipped tag bit",
+            Server,
+            Established(tls12, |ctx| {
+                let mut r = ctx.record(ContentType::APPLICATION_DATA, b"data");
+                let n = r.len() - 1;
+                r[n] ^= 0x01;
+                vec![r]
+            }),
+            Protocol(A::BAD_RECORD_MAC),
+        ),
+        // RFC 5288 §3: an AES-GCM record carries an 8-byte explicit nonce and a tag.
+        case(
+            "tls12 client record shorter than its explicit nonce and tag",
+            Server,
+            Established(tls12, |_| {
+                vec![plain_record(ContentType::APPLICATION_DATA, &[0; 23])]
+            }),
+            Protocol(A::BAD_RECORD_MAC),
+        ),
+        // RFC 5246 §6.2.1.
+        case(
+            "tls12 client plaintext of 2^14 + 1 bytes",
+            Server,
+            Established(tls12, |ctx| {
+                vec![ctx.record(ContentType::APPLICATION_DATA, &vec![0x41; 16385])]
+            }),
+            Protocol(A::RECORD_OVERFLOW),
+        ),
+        // KeyUpdate is a TLS 1.3 message.
+        case(
+            "tls12 key_update from the client",
+            Server,
+            Established(tls12, |ctx| {
+                vec![ctx.record(ContentType::HANDSHAKE, &hs_message(H::KEY_UPDATE, &[0]))]
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        // RFC 5246 §7.4.1.1: only servers send HelloRequest.
+        case(
+            "tls12 hello_request from the client",
+            Server,
+            Established(tls12, |ctx| {
+                vec![ctx.record(ContentType::HANDSHAKE, &hs_message(H::HELLO_REQUEST, &[]))]
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        case(
+            "tls12 change_cipher_spec from the client after the handshake",
+            Server,
+            Established(tls12, |ctx| {
+                vec![ctx.record(ContentType::CHANGE_CIPHER_SPEC, &[1])]
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        case(
+            "tls12 fatal alert from the client after the handshake",
+            Server,
+            Established(tls12, |ctx| {
+                vec![ctx.record(ContentType::ALERT, &[2, A::INTERNAL_ERROR.0])]
+            }),
+            Received(A::INTERNAL_ERROR),
+        ),
+    ]
+}
+
+/// TLS 1.2 against a client.
+fn tls12_client_cases() -> Vec<Case> {
+    vec![
+        // --- ServerHello (RFC 5246 §7.4.1.3, §7.4.1.4) ---
+        // RFC 8446 §4.1.3: a 1.3-capable client refuses a 1.2 answer carrying the
+        // downgrade sentinel: here an attacker stripped 1.3 from the client's offer.
+        case(
+            "tls12 server_hello with the downgrade sentinel (1.3 stripped in transit)",
+            Client,
+            Hooked(defaults, || {
+                edit_ch(|ch| {
+                    for e in ch.extensions.iter_mut() {
+                        if let ClientExtension::SupportedVersions(v) = e {
+                            v.retain(|x| *x != ProtocolVersion::TLS1_3);
+                        }
+                    }
+                })
+            }),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        // RFC 8446 §4.1.3 / RFC 5246 §7.4.1.3: a suite the client did not offer for 1.2.
+        case(
+            "tls12 server_hello selecting a TLS 1.3 suite",
+            Client,
+            Hooked(tls12, || {
+                edit_sh(|sh| sh.cipher_suite = CipherSuite::TLS_AES_128_GCM_SHA256)
+            }),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        case(
+            "tls12 server_hello selecting a suite the client did not offer",
+            Client,
+            Hooked(tls12_one_suite, || {
+                edit_sh(|sh| sh.cipher_suite = CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+            }),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        // nbtls: RFC 5246 §7.4.1.3 (a method from the client's list), alert unnamed.
+        case(
+            "tls12 server_hello selecting compression 1",
+            Client,
+            Hooked(tls12, || edit_sh(|sh| sh.compression_method = 1)),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        // RFC 5246 App. E.1.
+        case(
+            "tls12 server_hello with legacy_version TLS 1.1",
+            Client,
+            Hooked(tls12, || {
+                edit_sh(|sh| sh.legacy_version = ProtocolVersion::TLS1_1)
+            }),
+            Protocol(A::PROTOCOL_VERSION),
+        ),
+        // nbtls: an echoed session id means resumption (RFC 5246 §7.4.1.3), and the
+        // client offered none.
+        case(
+            "tls12 server_hello resuming a session the client did not offer",
+            Client,
+            Hooked(tls12, || {
+                let mut sid = Vec::new();
+                hook(move |_, rec| match (rec.dir, rec.hs_type()) {
+                    (Dir::ToServer, Some(H::CLIENT_HELLO)) => {
+                        sid = ClientHello::from_message(&rec.payload)
+                            .expect("hello")
+                            .session_id;
+                        Verdict::Forward
+                    }
+                    (Dir::ToClient, Some(H::SERVER_HELLO)) => {
+                        let sid = sid.clone();
+                        edit::<ServerHello>(rec, move |sh| sh.session_id = sid)
+                    }
+                    _ => Verdict::Forward,
+                })
+            }),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        case(
+            "tls12 server_hello with an unsolicited extension",
+            Client,
+            Hooked(tls12, || {
+                edit_sh(|sh| {
+                    sh.extensions
+                        .push(ServerExtension::Unknown(ExtensionType(0x1234), vec![]))
+                })
+            }),
+            Protocol(A::UNSUPPORTED_EXTENSION),
+        ),
+        case(
+            "tls12 server_hello with ALPN the client did not ask for",
+            Client,
+            Hooked(tls12, || {
+                edit_sh(|sh| sh.extensions.push(ServerExtension::Alpn(b"h2".to_vec())))
+            }),
+            Protocol(A::UNSUPPORTED_EXTENSION),
+        ),
+        case(
+            "tls12 server_hello with an unrequested record_size_limit",
+            Client,
+            Hooked(tls12, || {
+                edit_sh(|sh| sh.extensions.push(ServerExtension::RecordSizeLimit(4096)))
+            }),
+            Protocol(A::UNSUPPORTED_EXTENSION),
+        ),
+        // RFC 5746 §3.4.
+        case(
+            "tls12 server_hello with a non-empty renegotiation_info",
+            Client,
+            Hooked(tls12, || {
+                edit_sh(|sh| {
+                    for e in sh.extensions.iter_mut() {
+                        if let ServerExtension::RenegotiationInfo(v) = e {
+                            *v = vec![1; 24];
+                        }
+                    }
+                })
+            }),
+            Protocol(A::HANDSHAKE_FAILURE),
+        ),
+        // RFC 8422 §5.2.
+        case(
+            "tls12 server_hello whose ec_point_formats lacks uncompressed",
+            Client,
+            Hooked(tls12, || {
+                edit_sh(|sh| {
+                    for e in sh.extensions.iter_mut() {
+                        if let ServerExtension::EcPointFormats(v) = e {
+                            *v = vec![1];
+                        }
+                    }
+                })
+            }),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        // RFC 7627 §5.3: a client that requires EMS refuses a server without it.
+        case(
+            "tls12 server_hello without extended_master_secret, client requires it",
+            Client,
+            Hooked(tls12_client_requires_ems, || {
+                edit_sh(|sh| {
+                    sh.extensions
+                        .retain(|e| e.ext_type() != ExtensionType::EXTENDED_MASTER_SECRET)
+                })
+            }),
+            Protocol(A::HANDSHAKE_FAILURE),
+        ),
+        // --- Certificate ---
+        case(
+            "tls12 server certificate from an unknown CA",
+            Client,
+            Hooked(tls12_untrusted, pass),
+            Protocol(A::UNKNOWN_CA),
+        ),
+        // nbtls: RFC 5246 §7.4.2 requires a server certificate, alert unnamed.
+        case(
+            "tls12 empty certificate list from the server",
+            Client,
+            Hooked(tls12, || {
+                on(Dir::ToClient, H::CERTIFICATE, |_, rec| {
+                    edit::<Certificate12>(rec, |c| c.certs.clear())
+                })
+            }),
+            Protocol(A::DECODE_ERROR),
+        ),
+        // --- ServerKeyExchange (RFC 8422 §5.4, RFC 5246 §7.4.1.4.1) ---
+        case(
+            "tls12 server_key_exchange with a flipped signature bit",
+            Client,
+            Hooked(tls12, || edit_ske(|ske| ske.signature[10] ^= 0x04)),
+            Protocol(A::DECRYPT_ERROR),
+        ),
+        case(
+            "tls12 server_key_exchange with a group the client did not offer",
+            Client,
+            Hooked(tls12, || edit_ske(|ske| ske.group = NamedGroup::SECP521R1)),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        case(
+            "tls12 server_key_exchange with a TLS 1.3-only group",
+            Client,
+            Hooked(tls12, || {
+                edit_ske(|ske| ske.group = NamedGroup::X25519MLKEM768)
+            }),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        case(
+            "tls12 server_key_exchange signed with a scheme the client did not offer",
+            Client,
+            Hooked(tls12, || {
+                edit_ske(|ske| ske.scheme = SignatureScheme::ECDSA_SHA1)
+            }),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        case(
+            "tls12 server_key_exchange signed with an RSA scheme under an ECDSA suite",
+            Client,
+            Hooked(tls12, || {
+                edit_ske(|ske| ske.scheme = SignatureScheme::RSA_PSS_RSAE_SHA256)
+            }),
+            Protocol(A::ILLEGAL_PARAMETER),
+        ),
+        // --- ServerHelloDone and order ---
+        // RFC 5246 §7.4.5: struct { } ServerHelloDone.
+        case(
+            "tls12 server_hello_done not empty",
+            Client,
+            Hooked(tls12, || {
+                on(Dir::ToClient, H::SERVER_HELLO_DONE, |_, rec| {
+                    trailing(rec, &[0])
+                })
+            }),
+            Protocol(A::DECODE_ERROR),
+        ),
+        case(
+            "tls12 server_key_exchange in place of the certificate",
+            Client,
+            Hooked(tls12, || drop_msg(Dir::ToClient, H::CERTIFICATE)),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        case(
+            "tls12 server_hello_done in place of the server_key_exchange",
+            Client,
+            Hooked(tls12, || drop_msg(Dir::ToClient, H::SERVER_KEY_EXCHANGE)),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        // --- ChangeCipherSpec and Finished (RFC 5246 §7.1, §7.4.9) ---
+        case(
+            "tls12 server finished before its change_cipher_spec",
+            Client,
+            Hooked(tls12, || {
+                on_type(Dir::ToClient, ContentType::CHANGE_CIPHER_SPEC, |_, _| {
+                    Verdict::Drop
+                })
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        case(
+            "tls12 server change_cipher_spec of value 2",
+            Client,
+            Hooked(tls12, || {
+                on_type(Dir::ToClient, ContentType::CHANGE_CIPHER_SPEC, |ctx, _| {
+                    Verdict::Emit(vec![ctx.record(ContentType::CHANGE_CIPHER_SPEC, &[2])])
+                })
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        case(
+            "tls12 server finished with a flipped bit",
+            Client,
+            Hooked(tls12, || {
+                on(Dir::ToClient, H::FINISHED, |_, rec| flip_last(rec))
+            }),
+            Protocol(A::DECRYPT_ERROR),
+        ),
+        case(
+            "tls12 server finished one byte short",
+            Client,
+            Hooked(tls12, || {
+                on(Dir::ToClient, H::FINISHED, |_, rec| finished_len(rec, 11))
+            }),
+            Protocol(A::DECODE_ERROR),
+        ),
+        case(
+            "tls12 server finished one byte long",
+            Client,
+            Hooked(tls12, || {
+                on(Dir::ToClient, H::FINISHED, |_, rec| finished_len(rec, 13))
+            }),
+            Protocol(A::DECODE_ERROR),
+        ),
+        // --- After the handshake ---
+        case(
+            "tls12 server record with a flipped tag bit (ChaCha20-Poly1305)",
+            Client,
+            Established(tls12_chacha, |ctx| {
+                let mut r = ctx.record(ContentType::APPLICATION_DATA, b"hello");
+                let n = r.len() - 1;
+                r[n] ^= 0x10;
+                vec![r]
+            }),
+            Protocol(A::BAD_RECORD_MAC),
+        ),
+        case(
+            "tls12 server plaintext of 2^14 + 1 bytes",
+            Client,
+            Established(tls12, |ctx| {
+                vec![ctx.record(ContentType::APPLICATION_DATA, &vec![0x41; 16385])]
+            }),
+            Protocol(A::RECORD_OVERFLOW),
+        ),
+        case(
+            "tls12 key_update from the server",
+            Client,
+            Established(tls12, |ctx| {
+                vec![ctx.record(ContentType::HANDSHAKE, &hs_message(H::KEY_UPDATE, &[0]))]
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        case(
+            "tls12 client_hello sent to the client after the handshake",
+            Client,
+            Established(tls12, |ctx| {
+                vec![ctx.record(ContentType::HANDSHAKE, &encode(&hello12()))]
+            }),
+            Protocol(A::UNEXPECTED_MESSAGE),
+        ),
+        case(
+            "tls12 alert of 3 bytes after the handshake",
+            Client,
+            Established(
+                tls12,
+                |ctx| vec![ctx.record(ContentType::ALERT, &[1, 0, 0])],
+            ),
+            Protocol(A::DECODE_ERROR),
+        ),
+        case(
+            "tls12 fatal alert from the server after the handshake",
+            Client,
+            Established(tls12, |ctx| {
+                vec![ctx.record(ContentType::ALERT, &[2, A::DECRYPT_ERROR.0])]
+            }),
+            Received(A::DECRYPT_ERROR),
+        ),
+    ]
+}
+
 fn set_hrr_group(h: &mut ServerHello, g: NamedGroup) {
     for e in h.extensions.iter_mut() {
         if let ServerExtension::HrrKeyShare(x) = e {
@@ -1551,7 +2338,13 @@ fn check_wire(name: &str, sent: &[&Rec], expect: Expect) {
             let last = sent.last().expect("records");
             assert_eq!(last.alert(), Some((2, a)), "{name}: alert is last");
             if last.encrypted {
-                assert_eq!(last.wire[..3], [23, 3, 3], "{name}: protected alert record");
+                // TLS 1.3 hides the type; TLS 1.2 keeps it on the record.
+                let outer = if last.tls12 { 21 } else { 23 };
+                assert_eq!(
+                    last.wire[..3],
+                    [outer, 3, 3],
+                    "{name}: protected alert record"
+                );
             } else {
                 assert_eq!(
                     last.wire,
@@ -1709,6 +2502,20 @@ fn client_rejects_bad_input() {
     run_all(cases);
 }
 
+#[test]
+fn tls12_server_rejects_bad_input() {
+    let cases = tls12_server_cases();
+    assert!(cases.len() >= 25);
+    run_all(cases);
+}
+
+#[test]
+fn tls12_client_rejects_bad_input() {
+    let cases = tls12_client_cases();
+    assert!(cases.len() >= 25);
+    run_all(cases);
+}
+
 // ---------------------------------------------------------------------------
 // Controls and details the table cannot express
 // ---------------------------------------------------------------------------
@@ -1755,6 +2562,64 @@ fn unmutated_raw_hellos_are_accepted() {
         .seen_dir(Dir::ToClient)
         .iter()
         .any(|r| r.hs_type() == Some(H::FINISHED)));
+    // The raw TLS 1.2 hello is answered with the whole 1.2 flight; with the
+    // fallback SCSV it is still accepted by a server that has nothing better.
+    for (name, cfg, bytes) in [
+        ("tls12", server_config(), hello12_with(|_| {})),
+        (
+            "tls12 fallback to a 1.2-only server",
+            tls12_server(),
+            hello12_with(|ch| ch.cipher_suites.push(CipherSuite::TLS_FALLBACK_SCSV)),
+        ),
+    ] {
+        let mut r = RawServer::new(cfg);
+        assert_eq!(r.feed(&bytes), Err(Error::Again), "{name}");
+        let sent: Vec<_> = r
+            .mitm
+            .seen_dir(Dir::ToClient)
+            .iter()
+            .map(|r| r.hs_type())
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                Some(H::SERVER_HELLO),
+                Some(H::CERTIFICATE),
+                Some(H::SERVER_KEY_EXCHANGE),
+                Some(H::SERVER_HELLO_DONE)
+            ],
+            "{name}"
+        );
+        assert_eq!(r.server.protocol_version(), Some(ProtocolVersion::TLS1_2));
+    }
+    // The MITM alone changes nothing, over TLS 1.2 either (AES-GCM and
+    // ChaCha20 records opened and sealed again), and a 1.2-only client ignores
+    // the sentinel a 1.3-capable server sends.
+    for (name, (c, s)) in [
+        ("tls12", tls12()),
+        ("tls12 chacha", tls12_chacha()),
+        ("tls12 client auth", tls12_client_auth()),
+        (
+            "tls12-only client",
+            (client_config().versions(&V12).expect("v"), server_config()),
+        ),
+    ] {
+        let mut w = Wired::connected(c, s);
+        assert_eq!(w.client.protocol_version(), Some(ProtocolVersion::TLS1_2));
+        let mut buf = [0u8; 8];
+        assert_eq!(w.client.send(b"ping"), Ok(4), "{name}");
+        assert_eq!(w.recv(Side::Server, &mut buf), Ok(4), "{name}");
+        assert_eq!(w.server.send(b"pong"), Ok(4), "{name}");
+        assert_eq!(w.recv(Side::Client, &mut buf), Ok(4), "{name}");
+        assert!(
+            w.mitm
+                .seen()
+                .iter()
+                .all(|r| !r.opaque && r.alert().is_none()),
+            "{name}: {:?}",
+            w.mitm.seen()
+        );
+    }
     // The MITM alone changes nothing.
     let mut w = Wired::new(client_config(), server_config());
     let o = w.handshake();
@@ -1763,6 +2628,149 @@ fn unmutated_raw_hellos_are_accepted() {
     let o = w.handshake();
     assert!(o.client.is_ok() && o.server.is_ok(), "{o:?}");
     assert!(w.client.info().hello_retry);
+}
+
+/// TLS 1.2 renegotiation is refused: the first request makes `recv` return the
+/// non-fatal `Error::Rehandshake`, a no_renegotiation warning goes out with the
+/// next write (RFC 5246 §7.2.2; recv never writes) and the session carries on;
+/// a second request closes it.
+fn renegotiation_is_refused_once(victim: Side, request: Vec<u8>) {
+    let name = format!("{victim:?} refusing renegotiation");
+    let (c, s) = tls12();
+    let mut w = Wired::connected(c, s);
+    let mut buf = [0u8; 64];
+    let before = w.mitm.seen_dir(victim.sends()).len();
+    let req = request.clone();
+    w.mitm.inject(victim.receives(), move |ctx| {
+        vec![ctx.record(ContentType::HANDSHAKE, &req)]
+    });
+    let err = w.recv(victim, &mut buf).unwrap_err();
+    assert_eq!(err, Error::Rehandshake, "{name}");
+    assert!(!err.is_fatal(), "{name}");
+    assert_eq!(
+        w.mitm.seen_dir(victim.sends()).len(),
+        before,
+        "{name}: recv wrote"
+    );
+    assert_eq!(side_of(&mut w, victim).send(b"after"), Ok(5), "{name}");
+    w.mitm.pump();
+    let alerts: Vec<_> = w.mitm.seen_dir(victim.sends())[before..]
+        .iter()
+        .filter_map(|r| r.alert())
+        .collect();
+    assert_eq!(alerts, [(1, A::NO_RENEGOTIATION)], "{name}: the warning");
+    // The peer ignores the warning; data flows both ways.
+    assert_eq!(w.recv(victim.peer(), &mut buf), Ok(5), "{name}");
+    assert_eq!(&buf[..5], b"after");
+    assert_eq!(side_of(&mut w, victim.peer()).send(b"reply"), Ok(5));
+    assert_eq!(w.recv(victim, &mut buf), Ok(5), "{name}");
+    assert_eq!(&buf[..5], b"reply");
+
+    // A second request closes the connection. nbtls: RFC 5246 §7.2.2 calls
+    // no_renegotiation a warning; nbtls (like BoringSSL) closes with it, fatal.
+    let before = w.mitm.seen_dir(victim.sends()).len();
+    w.mitm.inject(victim.receives(), move |ctx| {
+        vec![ctx.record(ContentType::HANDSHAKE, &request)]
+    });
+    let err = w.recv(victim, &mut buf).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LimitExceeded {
+                alert: A::NO_RENEGOTIATION,
+                limit: "refused renegotiations"
+            }
+        ),
+        "{name}: {err:?}"
+    );
+    check_error(&name, &err, Limit(A::NO_RENEGOTIATION));
+    check_wire(
+        &name,
+        &w.mitm.seen_dir(victim.sends())[before..],
+        Limit(A::NO_RENEGOTIATION),
+    );
+    assert_eq!(
+        w.recv(victim.peer(), &mut buf),
+        Err(Error::AlertReceived(A::NO_RENEGOTIATION)),
+        "{name}: the peer reads the alert"
+    );
+    check_sticky(&name, side_of(&mut w, victim), &err);
+}
+
+#[test]
+fn tls12_hello_request_is_refused_once_then_closes() {
+    renegotiation_is_refused_once(Side::Client, hs_message(H::HELLO_REQUEST, &[]));
+}
+
+#[test]
+fn tls12_client_hello_after_the_handshake_is_refused_once_then_closes() {
+    renegotiation_is_refused_once(Side::Server, encode(&hello12()));
+}
+
+/// RFC 5246 §7.2.2: a TLS 1.2 warning alert does not end the session (nbtls
+/// bounds them: five in a row pass, the sixth is fatal). TLS 1.3 treats the same
+/// alerts as fatal ("warning-level bad_certificate" above).
+#[test]
+fn tls12_warning_alerts_are_ignored_up_to_five_in_a_row() {
+    const WARNINGS: [A; 6] = [
+        A::BAD_CERTIFICATE,
+        A::UNSUPPORTED_CERTIFICATE,
+        A::CERTIFICATE_EXPIRED,
+        A::NO_RENEGOTIATION,
+        A::UNSUPPORTED_EXTENSION,
+        A::CERTIFICATE_UNKNOWN,
+    ];
+    let (c, s) = tls12();
+    let mut w = Wired::connected(c, s);
+    let mut buf = [0u8; 16];
+    let before = w.mitm.seen_dir(Dir::ToServer).len();
+    // Data between runs resets the count.
+    for round in 0..2 {
+        w.mitm.inject(Dir::ToClient, |ctx| {
+            let mut v: Vec<_> = WARNINGS[..5]
+                .iter()
+                .map(|a| ctx.record(ContentType::ALERT, &[1, a.0]))
+                .collect();
+            v.push(ctx.record(ContentType::APPLICATION_DATA, b"ok"));
+            v
+        });
+        assert_eq!(w.recv(Side::Client, &mut buf), Ok(2), "round {round}");
+    }
+    w.mitm.pump();
+    assert!(
+        w.mitm.seen_dir(Dir::ToServer)[before..].is_empty(),
+        "warnings are not answered"
+    );
+    assert_eq!(w.client.send(b"still"), Ok(5));
+    assert_eq!(w.recv(Side::Server, &mut buf), Ok(5));
+
+    let before = w.mitm.seen_dir(Dir::ToServer).len();
+    w.mitm.inject(Dir::ToClient, |ctx| {
+        WARNINGS
+            .iter()
+            .map(|a| ctx.record(ContentType::ALERT, &[1, a.0]))
+            .collect()
+    });
+    let err = w.recv(Side::Client, &mut buf).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LimitExceeded {
+                alert: A::UNEXPECTED_MESSAGE,
+                limit: "TLS 1.2 warning alerts in a row"
+            }
+        ),
+        "{err:?}"
+    );
+    check_wire(
+        "six warnings",
+        &w.mitm.seen_dir(Dir::ToServer)[before..],
+        Limit(A::UNEXPECTED_MESSAGE),
+    );
+    assert_eq!(
+        w.recv(Side::Server, &mut buf),
+        Err(Error::AlertReceived(A::UNEXPECTED_MESSAGE))
+    );
 }
 
 /// A handshake message whose header announces more than the limit is refused

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 
 use common::mitm::{plain_record, Dir, Wired};
 use nbtls::codec::{
-    CertReqExtension, Certificate12, CertificateRequest12, ClientExtension, ClientHello,
-    ClientKeyExchangeEcdhe, Codec, ContentType, ExtensionType, HandshakeMessage, HandshakeType,
-    HelloVerifyRequest, KeyShareEntry, NamedGroup, NewSessionTicket12, PskKeyExchangeMode,
-    ServerExtension, ServerKeyExchangeEcdhe, SignatureScheme, TicketExtension,
+    CertReqExtension, CertificateRequest12, ClientExtension, ClientHello, Codec, ContentType,
+    ExtensionType, HandshakeMessage, HandshakeType, HelloVerifyRequest, KeyShareEntry, NamedGroup,
+    NewSessionTicket12, ProtocolVersion, PskKeyExchangeMode, ServerExtension, SignatureScheme,
+    TicketExtension,
 };
 use nbtls::Error;
 
@@ -75,6 +75,37 @@ fn seeds() -> BTreeMap<(&'static str, String), Vec<u8>> {
         .into_iter()
         .cloned()
         .collect();
+    let wire_to_client = w.mitm.wire(Dir::ToClient).to_vec();
+    let wire_to_server = w.mitm.wire(Dir::ToServer).to_vec();
+
+    // The same over TLS 1.2 (a 1.2-only server sends no downgrade sentinel, so
+    // the harness client reads its flight as far as the signature).
+    let v12 = [ProtocolVersion::TLS1_2];
+    let mut w12 = Wired::new(
+        (*harness::client_config())
+            .clone()
+            .versions(&v12)
+            .expect("1.2"),
+        (*harness::server_config())
+            .clone()
+            .versions(&v12)
+            .expect("1.2"),
+    );
+    let o = w12.handshake();
+    assert!(o.client.is_ok() && o.server.is_ok(), "{o:?}");
+    w12.mitm.pump();
+    let to_client12: Vec<_> = w12
+        .mitm
+        .seen_dir(Dir::ToClient)
+        .into_iter()
+        .cloned()
+        .collect();
+    let to_server12: Vec<_> = w12
+        .mitm
+        .seen_dir(Dir::ToServer)
+        .into_iter()
+        .cloned()
+        .collect();
 
     let mut rec = |name: &str, sel: u8, bytes: Vec<u8>| {
         let mut v = vec![sel];
@@ -83,12 +114,23 @@ fn seeds() -> BTreeMap<(&'static str, String), Vec<u8>> {
     };
     // The server's flight, as the wire carried it (its protected part cannot open
     // under a new client's keys: it exercises ServerHello and the record layer).
+    rec("client-server-flight", 0, wire_to_client.concat());
+    rec("client-server-hello", 0, wire_to_client[0].clone());
     rec(
-        "client-server-flight",
+        "client-server-flight-tls12",
         0,
-        to_client.iter().flat_map(|r| r.wire.clone()).collect(),
+        w12.mitm.wire(Dir::ToClient).concat(),
     );
-    rec("client-server-hello", 0, to_client[0].wire.clone());
+    rec(
+        "server-client-hello-tls12",
+        1,
+        w12.mitm.wire(Dir::ToServer)[0].clone(),
+    );
+    rec(
+        "server-client-flight-tls12",
+        1,
+        w12.mitm.wire(Dir::ToServer).concat(),
+    );
     rec(
         "client-alert",
         0,
@@ -99,12 +141,8 @@ fn seeds() -> BTreeMap<(&'static str, String), Vec<u8>> {
         b.extend(plain_record(ContentType::APPLICATION_DATA, &[0; 40]));
         b
     });
-    rec("server-client-hello", 1, to_server[0].wire.clone());
-    rec(
-        "server-client-flight",
-        1,
-        to_server.iter().flat_map(|r| r.wire.clone()).collect(),
-    );
+    rec("server-client-hello", 1, wire_to_server[0].clone());
+    rec("server-client-flight", 1, wire_to_server.concat());
     rec("server-retry", 1, {
         let mut b = plain_record(ContentType::HANDSHAKE, &retry_hello(vec![]));
         let share = nbtls::crypto::kx::KeyShare::generate(NamedGroup::X25519).expect("share");
@@ -181,20 +219,25 @@ fn seeds() -> BTreeMap<(&'static str, String), Vec<u8>> {
     };
     msg("new-session-ticket", 7, &nst.to_bytes());
     msg("new-session-ticket-framed", 23, &nst.to_message_bytes());
-    let ske = ServerKeyExchangeEcdhe {
-        group: NamedGroup::X25519,
-        public: vec![9; 32],
-        scheme: SignatureScheme::ECDSA_SECP256R1_SHA256,
-        signature: vec![3; 70],
-    };
-    msg("tls12-server-key-exchange", 9, &ske.to_bytes());
+    msg(
+        "tls12-server-key-exchange",
+        9,
+        &body(&find(&to_client12, HandshakeType::SERVER_KEY_EXCHANGE)),
+    );
     msg(
         "tls12-certificate",
         10,
-        &Certificate12 {
-            certs: vec![vec![0x30, 3, 1, 2, 3]],
-        }
-        .to_bytes(),
+        &body(&find(&to_client12, HandshakeType::CERTIFICATE)),
+    );
+    msg(
+        "tls12-server-hello",
+        2,
+        &body(&find(&to_client12, HandshakeType::SERVER_HELLO)),
+    );
+    msg(
+        "tls12-client-hello",
+        0,
+        &body(&find(&to_server12, HandshakeType::CLIENT_HELLO)),
     );
     let cr12 = CertificateRequest12 {
         cert_types: vec![1, 64],
@@ -205,10 +248,7 @@ fn seeds() -> BTreeMap<(&'static str, String), Vec<u8>> {
     msg(
         "tls12-client-key-exchange",
         12,
-        &ClientKeyExchangeEcdhe {
-            public: vec![4; 65],
-        }
-        .to_bytes(),
+        &body(&find(&to_server12, HandshakeType::CLIENT_KEY_EXCHANGE)),
     );
     let nst12 = NewSessionTicket12 {
         lifetime_hint: 300,
@@ -315,20 +355,31 @@ fn seeds_reach_deep_states() {
             .expect(name)
     };
     let o = harness::server_reads(&seed("server-client-hello")[1..]);
-    let recs = harness::records(&o.output);
-    assert_eq!(
-        recs.first().map(|r| r.0),
-        Some(22),
-        "server answered with a ServerHello"
-    );
-    assert!(recs.len() >= 5, "the whole server flight: {}", recs.len());
+    assert_full_tls13_flight(&o.output, "captured hello");
     assert_eq!(o.error, Some(Error::PrematureTermination));
 
     let o = harness::server_reads(&seed("server-retry")[1..]);
-    assert!(
-        harness::records(&o.output).len() >= 5,
-        "retry flow reaches the full flight"
+    assert_full_tls13_flight(&o.output, "retry flow");
+
+    // TLS 1.2: the server answers with its whole first flight, and given the
+    // client's flight it gets as far as the client's Finished, sealed under
+    // keys it does not share.
+    let o = harness::server_reads(&seed("server-client-hello-tls12")[1..]);
+    assert_eq!(
+        handshake_types(&o.output),
+        [
+            HandshakeType::SERVER_HELLO,
+            HandshakeType::CERTIFICATE,
+            HandshakeType::SERVER_KEY_EXCHANGE,
+            HandshakeType::SERVER_HELLO_DONE
+        ]
     );
+    assert_eq!(o.error, Some(Error::PrematureTermination));
+    let o = harness::server_reads(&seed("server-client-flight-tls12")[1..]);
+    assert_alert(&o.error, nbtls::codec::AlertDescription::BAD_RECORD_MAC);
+    // The client checks the server's signature over its own random.
+    let o = harness::client_reads(&seed("client-server-flight-tls12")[1..]);
+    assert_alert(&o.error, nbtls::codec::AlertDescription::DECRYPT_ERROR);
 
     // The captured flight decrypts only under the original keys.
     let o = harness::client_reads(&seed("client-server-flight")[1..]);
@@ -349,6 +400,49 @@ fn seeds_reach_deep_states() {
         };
         assert!(ok, "seed {name} decodes");
     }
+}
+
+fn assert_alert(err: &Option<Error>, want: nbtls::codec::AlertDescription) {
+    assert!(
+        matches!(err, Some(Error::Protocol { alert, .. }) if *alert == want),
+        "expected {want:?}, got {err:?}"
+    );
+}
+
+/// The plaintext handshake messages of a session's output, in order.
+fn handshake_types(out: &[u8]) -> Vec<HandshakeType> {
+    let hs: Vec<u8> = harness::records(out)
+        .into_iter()
+        .filter(|r| r.0 == 22)
+        .flat_map(|r| r.1.to_vec())
+        .collect();
+    let mut types = Vec::new();
+    let mut rest = hs.as_slice();
+    while rest.len() >= 4 {
+        let len = 4 + u32::from_be_bytes([0, rest[1], rest[2], rest[3]]) as usize;
+        types.push(HandshakeType(rest[0]));
+        rest = &rest[len.min(rest.len())..];
+    }
+    types
+}
+
+/// A TLS 1.3 server flight: a ServerHello in the clear, then protected
+/// records large enough to hold EncryptedExtensions, the certificate, its
+/// signature and the Finished.
+fn assert_full_tls13_flight(out: &[u8], what: &str) {
+    let recs = harness::records(out);
+    assert_eq!(recs.first().map(|r| r.0), Some(22), "{what}: ServerHello");
+    assert_eq!(
+        handshake_types(out).last(),
+        Some(&HandshakeType::SERVER_HELLO),
+        "{what}"
+    );
+    let cert_len = harness::server_certificate_len();
+    let protected: usize = recs.iter().filter(|r| r.0 == 23).map(|r| r.1.len()).sum();
+    assert!(
+        protected > cert_len + 100,
+        "{what}: the whole protected flight ({protected} bytes, certificate {cert_len})"
+    );
 }
 
 // ---------------------------------------------------------------------------

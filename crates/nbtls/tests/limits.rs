@@ -11,7 +11,7 @@ use common::mitm::{hook, hs_message, plain_record, Dir, RawServer, Side, Verdict
 use common::tls::{client_config, server_config};
 use nbtls::codec::{
     AlertDescription as A, ClientExtension, ContentType, ExtensionType, HandshakeMessage,
-    HandshakeType as H, NewSessionTicket13,
+    HandshakeType as H, NewSessionTicket13, ProtocolVersion,
 };
 use nbtls::x509::{CertificateDer, SigningKey};
 use nbtls::{CertifiedKey, ClientAuth, Error, Limits, ServerConfig, TrustAnchors};
@@ -339,7 +339,8 @@ fn client_keeps_at_most_max_tickets() {
     assert_eq!(Limits::default().max_tickets, 8);
     for (max, sent, kept) in [(8, 5, 5), (8, 12, 8), (3, 10, 3)] {
         let c = client_config().limits(limits(|l| l.max_tickets = max));
-        let mut w = Wired::connected(c, server_config());
+        // The server's own tickets would count too.
+        let mut w = Wired::connected(c, server_config().tickets(0));
         tickets(&mut w, sent);
         data(&mut w, Dir::ToClient, b"after tickets");
         let mut buf = [0u8; 32];
@@ -453,4 +454,48 @@ fn a_flood_of_ccs_during_the_handshake_is_bounded() {
         "consecutive empty records",
     );
     assert_alert_delivered(&mut w, Side::Client, A::UNEXPECTED_MESSAGE, o.server);
+}
+
+// ---------------------------------------------------------------------------
+// TLS 1.2 AEAD usage limit
+// ---------------------------------------------------------------------------
+
+#[test]
+fn tls12_aead_usage_limit_closes_the_connection() {
+    // TLS 1.2 cannot rekey (renegotiation is refused): at the limit the sender
+    // closes instead of sealing more. The client's Finished was record 0 of its
+    // key, so a limit of 4 leaves room for 3 application records.
+    let v12 = [ProtocolVersion::TLS1_2];
+    let c = client_config()
+        .versions(&v12)
+        .expect("1.2")
+        .key_update_after(4)
+        .expect("limit");
+    let mut w = Wired::connected(c, server_config());
+    let mut sent = 0;
+    let err = loop {
+        match w.client.send(b"x") {
+            Ok(1) => sent += 1,
+            Ok(n) => panic!("sent {n}"),
+            Err(e) => break e,
+        }
+        assert!(sent <= 4, "the limit never hit");
+    };
+    assert_eq!(sent, 3);
+    assert_limit(&err, A::CLOSE_NOTIFY, "AEAD usage limit (TLS 1.2)");
+    assert_eq!(w.client.send(b"y"), Err(err.clone()), "sticky");
+    w.mitm.pump();
+    // A closure, not an error: close_notify is a warning (RFC 5246 §7.2.1), so
+    // the peer reads the data and then a clean end of data.
+    assert_eq!(w.mitm.alerts(Dir::ToServer), [(1, A::CLOSE_NOTIFY)]);
+    let mut buf = [0u8; 16];
+    let mut got = 0;
+    loop {
+        match w.recv(Side::Server, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("server recv: {e:?}"),
+        }
+    }
+    assert_eq!(got, 3);
 }

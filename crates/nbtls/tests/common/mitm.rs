@@ -1,23 +1,34 @@
 //! A man in the middle between a real nbtls client and a real nbtls server.
 //!
 //! The two sessions talk over two `MemoryTransport` pairs; [`Mitm::pump`] moves the bytes
-//! between them record by record. It learns every traffic secret through a [`KeyLog`]
-//! installed on both configs ([`SecretLog`]), so it can open protected records
-//! (`RecordKey::from_traffic_secret` + `open`), show them to a test hook, and seal what the
-//! hook wants forwarded with the key and sequence number the receiver expects.
+//! between them. It learns every secret through a [`KeyLog`] installed on both configs
+//! ([`SecretLog`]), so it can open protected records, show them to a test hook, and seal
+//! what the hook wants forwarded with the key and sequence number the receiver expects.
+//!
+//! The hook sees *units*: one handshake message each (sessions coalesce several messages
+//! into one record, and a message may span records: the MITM splits and re-assembles),
+//! or one record of any other type. A forwarded handshake message goes out in a record of
+//! its own, which TLS allows (RFC 8446 §5.1, RFC 5246 §6.2.1).
 //!
 //! Keys are tracked per direction twice: the `inbound` key opens what the sender wrote,
-//! the `outbound` key seals what the receiver gets. They move together while records are
-//! forwarded unchanged; a hook that drops or inserts records (or injects a KeyUpdate)
-//! only moves the outbound side, exactly as the receiver's own key moves. The switches
-//! follow RFC 8446 §7: server handshake keys after ServerHello, application keys after
-//! each side's Finished, the next generation after a KeyUpdate (0 or 1).
+//! the `outbound` key seals what the receiver gets. They move together while units are
+//! forwarded unchanged; a hook that drops or inserts records (or injects a KeyUpdate or a
+//! ChangeCipherSpec) only moves the outbound side, exactly as the receiver's own key
+//! moves. TLS 1.3 (RFC 8446 §7): server handshake keys after ServerHello, application
+//! keys after each side's Finished, the next generation after a KeyUpdate. TLS 1.2 (RFC
+//! 5246 §6.3, §7.1): a side's key after its ChangeCipherSpec, from the master secret the
+//! `CLIENT_RANDOM` log line carries and the randoms of the hellos.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use nbtls::codec::{AlertDescription, ContentType, HandshakeType, HRR_RANDOM};
-use nbtls::crypto::{key_schedule, tls13_suite, RecordKey, Secret, Tls13Suite};
+use nbtls::codec::{
+    AlertDescription, ContentType, HandshakeMessage, HandshakeType, ProtocolVersion, ServerHello,
+    HRR_RANDOM,
+};
+use nbtls::crypto::{
+    key_schedule, tls12_suite, tls13_suite, AeadAlg, RecordKey, Secret, Tls12Suite, Tls13Suite,
+};
 use nbtls::{
     ClientConfig, Error, Flags, KeyLog, MemoryTransport, ServerConfig, Session, Transport,
 };
@@ -63,18 +74,22 @@ impl Dir {
     }
 }
 
-/// A record as the sender wrote it, opened if it was protected.
+/// A unit as the sender wrote it (one handshake message, or one record of another
+/// type), opened if it was protected.
 #[derive(Clone)]
 pub struct Rec {
     pub dir: Dir,
-    /// Position among the records of its direction (0-based).
+    /// Position among the units of its direction (0-based).
     pub index: usize,
-    /// The real content type (the inner one for protected records).
+    /// The real content type (the inner one for protected TLS 1.3 records).
     pub typ: ContentType,
     pub payload: Vec<u8>,
     /// It arrived protected; `Verdict::Forward` seals it again.
     pub encrypted: bool,
-    /// The wire bytes as received.
+    /// Protected with a TLS 1.2 key (its outer type is its real type).
+    pub tls12: bool,
+    /// The wire bytes of the record that completed this unit (shared by the
+    /// messages of one record).
     pub wire: Vec<u8>,
     /// Protected, but no key we know opened it.
     pub opaque: bool,
@@ -98,7 +113,7 @@ impl fmt::Debug for Rec {
 }
 
 impl Rec {
-    /// The type of the first handshake message in a handshake record.
+    /// The type of the (first) handshake message of a handshake unit.
     pub fn hs_type(&self) -> Option<HandshakeType> {
         (self.typ == ContentType::HANDSHAKE && !self.opaque)
             .then(|| self.payload.first().map(|&t| HandshakeType(t)))
@@ -116,7 +131,7 @@ impl Rec {
     }
 }
 
-/// What to do with a record the hook saw.
+/// What to do with a unit the hook saw.
 pub enum Verdict {
     /// Send `rec` (as the hook left it) on, sealed again if it arrived protected.
     Forward,
@@ -133,28 +148,146 @@ pub fn hook(f: impl FnMut(&mut Ctx<'_>, &mut Rec) -> Verdict + 'static) -> Hook 
     Box::new(f)
 }
 
+/// How a key protects records.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prot {
+    /// RFC 8446 §5.2: outer type application_data, inner type, nonce = IV ^ seq.
+    Tls13,
+    /// RFC 5246 §6.2.3.3 with RFC 5288 (8-byte explicit nonce) or RFC 7905 (none).
+    Tls12 { explicit: bool },
+}
+
+/// What opening a record gave.
+enum Opened {
+    /// Not protected under this key (TLS 1.3 plaintext record types).
+    Plain,
+    Ok(ContentType, Vec<u8>),
+    Failed,
+}
+
 struct KeyState {
-    secret: Secret,
     key: RecordKey,
     seq: u64,
+    prot: Prot,
+    /// TLS 1.3: the traffic secret and suite, for the next generation.
+    secret: Option<(Secret, &'static Tls13Suite)>,
 }
 
 impl KeyState {
-    fn new(suite: &Tls13Suite, secret: Secret) -> Self {
-        let key = RecordKey::from_traffic_secret(suite.aead, suite.hash, &secret);
+    fn tls13(suite: &'static Tls13Suite, secret: Secret) -> Self {
         KeyState {
-            secret,
-            key,
+            key: RecordKey::from_traffic_secret(suite.aead, suite.hash, &secret),
             seq: 0,
+            prot: Prot::Tls13,
+            secret: Some((secret, suite)),
         }
     }
 
-    fn next(&self, suite: &Tls13Suite) -> Self {
-        KeyState::new(
+    fn next(&self) -> Option<Self> {
+        let (secret, suite) = self.secret.as_ref()?;
+        Some(KeyState::tls13(
             suite,
-            key_schedule::next_traffic_secret(suite.hash, &self.secret),
-        )
+            key_schedule::next_traffic_secret(suite.hash, secret),
+        ))
     }
+
+    fn open(&mut self, wire: &[u8]) -> Opened {
+        let outer = ContentType(wire[0]);
+        let mut body = wire[5..].to_vec();
+        match self.prot {
+            Prot::Tls13 => {
+                if outer != ContentType::APPLICATION_DATA {
+                    return Opened::Plain;
+                }
+                let Ok(n) = self.key.open(self.seq, &wire[..5], &mut body) else {
+                    return Opened::Failed;
+                };
+                self.seq += 1;
+                body.truncate(n);
+                let typ = match body.iter().rposition(|&b| b != 0) {
+                    Some(pos) => {
+                        let t = ContentType(body[pos]);
+                        body.truncate(pos);
+                        t
+                    }
+                    None => {
+                        body.clear();
+                        ContentType(0)
+                    }
+                };
+                Opened::Ok(typ, body)
+            }
+            Prot::Tls12 { explicit } => {
+                let start = if explicit { 8 } else { 0 };
+                if body.len() < start + AeadAlg::TAG_LEN {
+                    return Opened::Failed;
+                }
+                let nonce_seq = if explicit {
+                    u64::from_be_bytes(body[..8].try_into().expect("8 bytes"))
+                } else {
+                    self.seq
+                };
+                let plain_len = body.len() - start - AeadAlg::TAG_LEN;
+                let aad = tls12_aad(self.seq, outer, plain_len);
+                let Ok(n) = self.key.open(nonce_seq, &aad, &mut body[start..]) else {
+                    return Opened::Failed;
+                };
+                self.seq += 1;
+                Opened::Ok(outer, body[start..start + n].to_vec())
+            }
+        }
+    }
+
+    /// One protected record of `typ` carrying `payload`.
+    fn seal(&mut self, typ: ContentType, payload: &[u8]) -> Vec<u8> {
+        match self.prot {
+            Prot::Tls13 => {
+                let mut inner = payload.to_vec();
+                inner.push(typ.0);
+                self.seal_inner(&inner)
+            }
+            Prot::Tls12 { explicit } => {
+                let extra = if explicit { 8 } else { 0 };
+                let len = extra + payload.len() + AeadAlg::TAG_LEN;
+                let mut out = vec![typ.0, 3, 3];
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+                if explicit {
+                    // RFC 5288 §3: the explicit nonce is the sequence number.
+                    out.extend_from_slice(&self.seq.to_be_bytes());
+                }
+                let mut body = payload.to_vec();
+                let aad = tls12_aad(self.seq, typ, payload.len());
+                let tag = self.key.seal(self.seq, &aad, &mut body);
+                self.seq += 1;
+                out.extend_from_slice(&body);
+                out.extend_from_slice(&tag);
+                out
+            }
+        }
+    }
+
+    fn seal_inner(&mut self, inner: &[u8]) -> Vec<u8> {
+        assert!(self.prot == Prot::Tls13, "seal_inner needs a TLS 1.3 key");
+        let len = inner.len() + AeadAlg::TAG_LEN;
+        let mut out = vec![ContentType::APPLICATION_DATA.0, 3, 3];
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        let mut body = inner.to_vec();
+        let tag = self.key.seal(self.seq, &out, &mut body);
+        self.seq += 1;
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&tag);
+        out
+    }
+}
+
+/// TLS 1.2 additional data: seq ‖ type ‖ version ‖ plaintext length.
+fn tls12_aad(seq: u64, typ: ContentType, len: usize) -> [u8; 13] {
+    let mut aad = [0u8; 13];
+    aad[..8].copy_from_slice(&seq.to_be_bytes());
+    aad[8] = typ.0;
+    aad[9..11].copy_from_slice(&ProtocolVersion::TLS1_2.0.to_be_bytes());
+    aad[11..].copy_from_slice(&(len as u16).to_be_bytes());
+    aad
 }
 
 #[derive(Default)]
@@ -163,31 +296,90 @@ struct DirKeys {
     outbound: Option<KeyState>,
 }
 
+/// What a TLS 1.2 key block is derived from besides the master secret.
+#[derive(Clone, Copy)]
+struct Tls12Params {
+    suite: &'static Tls12Suite,
+    client_random: [u8; 32],
+    server_random: [u8; 32],
+}
+
 /// The key state both directions share.
 pub struct Keys {
     log: Arc<SecretLog>,
     suite: Option<&'static Tls13Suite>,
+    client_random: [u8; 32],
+    /// Set once the server's (original) ServerHello chose TLS 1.2.
+    tls12: Option<Tls12Params>,
     dirs: [DirKeys; 2],
 }
 
 impl Keys {
     fn labeled(&self, label: &str) -> Option<KeyState> {
         let suite = self.suite?;
-        Some(KeyState::new(suite, self.log.get(label)?))
+        Some(KeyState::tls13(suite, self.log.get(label)?))
     }
 
-    /// The sender's key moves after the messages it wrote.
-    fn after_original(&mut self, dir: Dir, rec: &Rec) {
-        for (typ, body) in messages(rec) {
+    /// The TLS 1.2 key the writer of `dir` uses after its ChangeCipherSpec.
+    fn tls12_key(&self, dir: Dir) -> Option<KeyState> {
+        let p = self.tls12?;
+        let master = self.log.get("CLIENT_RANDOM")?;
+        let (client, server) = nbtls::handshake::tls12::record_keys(
+            p.suite,
+            &master,
+            &p.client_random,
+            &p.server_random,
+        )
+        .ok()?;
+        Some(KeyState {
+            key: match dir {
+                Dir::ToServer => client,
+                Dir::ToClient => server,
+            },
+            seq: 0,
+            prot: Prot::Tls12 {
+                explicit: p.suite.aead != AeadAlg::Chacha20Poly1305,
+            },
+            secret: None,
+        })
+    }
+
+    /// The sender's key moves after the unit it wrote.
+    fn after_original(&mut self, dir: Dir, typ: ContentType, payload: &[u8], encrypted: bool) {
+        if typ == ContentType::CHANGE_CIPHER_SPEC && payload == [1] && !encrypted {
+            if self.tls12.is_some() {
+                self.dirs[dir.idx()].inbound = self.tls12_key(dir);
+            }
+            return;
+        }
+        for (typ, body) in messages(typ, payload) {
             match (dir, typ) {
+                (Dir::ToServer, HandshakeType::CLIENT_HELLO) => {
+                    if let Some(r) = body.get(2..34) {
+                        self.client_random.copy_from_slice(r);
+                    }
+                }
                 (Dir::ToClient, HandshakeType::SERVER_HELLO) if !is_hrr(body) => {
-                    self.suite = server_hello_suite(body).or(self.suite);
+                    let Ok(sh) = ServerHello::from_message(&hs_message(typ, body)) else {
+                        continue;
+                    };
+                    if sh.supported_version() != Some(ProtocolVersion::TLS1_3) {
+                        self.tls12 = tls12_suite(sh.cipher_suite).map(|suite| Tls12Params {
+                            suite,
+                            client_random: self.client_random,
+                            server_random: sh.random,
+                        });
+                        continue;
+                    }
+                    self.tls12 = None;
+                    self.suite = tls13_suite(sh.cipher_suite).or(self.suite);
                     self.dirs[1].inbound = self.labeled("SERVER_HANDSHAKE_TRAFFIC_SECRET");
                     // The client writes, and the server reads, with the client
                     // handshake key from here on.
                     self.dirs[0].inbound = self.labeled("CLIENT_HANDSHAKE_TRAFFIC_SECRET");
                     self.dirs[0].outbound = self.labeled("CLIENT_HANDSHAKE_TRAFFIC_SECRET");
                 }
+                _ if self.tls12.is_some() => {}
                 (Dir::ToClient, HandshakeType::FINISHED) => {
                     self.dirs[1].inbound = self.labeled("SERVER_TRAFFIC_SECRET_0");
                 }
@@ -195,33 +387,40 @@ impl Keys {
                     self.dirs[0].inbound = self.labeled("CLIENT_TRAFFIC_SECRET_0");
                 }
                 (_, HandshakeType::KEY_UPDATE) => {
-                    let (Some(suite), Some(k)) = (self.suite, &self.dirs[dir.idx()].inbound) else {
-                        continue;
-                    };
-                    self.dirs[dir.idx()].inbound = Some(k.next(suite));
+                    let next = self.dirs[dir.idx()]
+                        .inbound
+                        .as_ref()
+                        .and_then(KeyState::next);
+                    if next.is_some() {
+                        self.dirs[dir.idx()].inbound = next;
+                    }
                 }
                 _ => {}
             }
         }
     }
 
-    /// The receiver's key moves after the messages it was sent.
-    fn after_emitted(&mut self, dir: Dir, typ: ContentType, payload: &[u8]) {
-        let rec = Rec {
-            dir,
-            index: 0,
-            typ,
-            payload: payload.to_vec(),
-            encrypted: false,
-            wire: Vec::new(),
-            opaque: false,
-        };
-        for (typ, body) in messages(&rec) {
+    /// The receiver's key moves after what it was sent (`was_protected`: the
+    /// record went out sealed).
+    fn after_emitted(&mut self, dir: Dir, typ: ContentType, payload: &[u8], was_protected: bool) {
+        if typ == ContentType::CHANGE_CIPHER_SPEC && payload == [1] && !was_protected {
+            if self.tls12.is_some() {
+                self.dirs[dir.idx()].outbound = self.tls12_key(dir);
+            }
+            return;
+        }
+        for (typ, body) in messages(typ, payload) {
             match (dir, typ) {
                 (Dir::ToClient, HandshakeType::SERVER_HELLO) if !is_hrr(body) => {
-                    self.suite = server_hello_suite(body).or(self.suite);
-                    self.dirs[1].outbound = self.labeled("SERVER_HANDSHAKE_TRAFFIC_SECRET");
+                    let Ok(sh) = ServerHello::from_message(&hs_message(typ, body)) else {
+                        continue;
+                    };
+                    if sh.supported_version() == Some(ProtocolVersion::TLS1_3) {
+                        self.suite = tls13_suite(sh.cipher_suite).or(self.suite);
+                        self.dirs[1].outbound = self.labeled("SERVER_HANDSHAKE_TRAFFIC_SECRET");
+                    }
                 }
+                _ if self.tls12.is_some() => {}
                 (Dir::ToClient, HandshakeType::FINISHED) => {
                     self.dirs[1].outbound = self.labeled("SERVER_TRAFFIC_SECRET_0");
                 }
@@ -230,11 +429,13 @@ impl Keys {
                 }
                 // Only a well-formed KeyUpdate makes the receiver rekey.
                 (_, HandshakeType::KEY_UPDATE) if body == [0] || body == [1] => {
-                    let (Some(suite), Some(k)) = (self.suite, &self.dirs[dir.idx()].outbound)
-                    else {
-                        continue;
-                    };
-                    self.dirs[dir.idx()].outbound = Some(k.next(suite));
+                    let next = self.dirs[dir.idx()]
+                        .outbound
+                        .as_ref()
+                        .and_then(KeyState::next);
+                    if next.is_some() {
+                        self.dirs[dir.idx()].outbound = next;
+                    }
                 }
                 _ => {}
             }
@@ -242,34 +443,29 @@ impl Keys {
     }
 }
 
-/// The handshake messages of a handshake record, `(type, body)`; a partial
-/// trailing message is ignored.
-fn messages(rec: &Rec) -> Vec<(HandshakeType, &[u8])> {
+/// The whole handshake messages of a handshake payload, `(type, body)`; a
+/// partial trailing message is ignored.
+fn messages(typ: ContentType, payload: &[u8]) -> Vec<(HandshakeType, &[u8])> {
     let mut out = Vec::new();
-    if rec.typ != ContentType::HANDSHAKE || rec.opaque {
+    if typ != ContentType::HANDSHAKE {
         return out;
     }
-    let mut rest = rec.payload.as_slice();
-    while rest.len() >= 4 {
-        let len = u32::from_be_bytes([0, rest[1], rest[2], rest[3]]) as usize;
-        if rest.len() < 4 + len {
-            break;
-        }
-        out.push((HandshakeType(rest[0]), &rest[4..4 + len]));
-        rest = &rest[4 + len..];
+    let mut rest = payload;
+    while let Some(len) = message_len(rest) {
+        out.push((HandshakeType(rest[0]), &rest[4..len]));
+        rest = &rest[len..];
     }
     out
 }
 
-fn is_hrr(sh_body: &[u8]) -> bool {
-    sh_body.get(2..34) == Some(&HRR_RANDOM[..])
+/// The length (with header) of the whole message at the start of `b`.
+fn message_len(b: &[u8]) -> Option<usize> {
+    let len = 4 + u32::from_be_bytes([0, *b.get(1)?, *b.get(2)?, *b.get(3)?]) as usize;
+    (b.len() >= len).then_some(len)
 }
 
-fn server_hello_suite(sh_body: &[u8]) -> Option<&'static Tls13Suite> {
-    let sid_len = usize::from(*sh_body.get(34)?);
-    let at = 35 + sid_len;
-    let b = sh_body.get(at..at + 2)?;
-    tls13_suite(nbtls::codec::CipherSuite(u16::from_be_bytes([b[0], b[1]])))
+fn is_hrr(sh_body: &[u8]) -> bool {
+    sh_body.get(2..34) == Some(&HRR_RANDOM[..])
 }
 
 /// A plaintext record.
@@ -304,36 +500,46 @@ impl Ctx<'_> {
         self.keys.dirs[self.dir.idx()].outbound.is_some()
     }
 
+    /// The receiver's protection is TLS 1.2's.
+    pub fn tls12(&self) -> bool {
+        self.keys.dirs[self.dir.idx()]
+            .outbound
+            .as_ref()
+            .is_some_and(|k| k.prot != Prot::Tls13)
+    }
+
     /// A record of `typ` carrying `payload`: sealed when the receiver expects
     /// protection, plaintext before that. Key changes it causes are tracked.
     pub fn record(&mut self, typ: ContentType, payload: &[u8]) -> Vec<u8> {
-        let out = if self.protected() {
-            let mut inner = payload.to_vec();
-            inner.push(typ.0);
-            self.seal_inner(&inner)
-        } else {
-            plain_record(typ, payload)
+        let protected = self.protected();
+        let out = match self.keys.dirs[self.dir.idx()].outbound.as_mut() {
+            Some(k) => k.seal(typ, payload),
+            None => plain_record(typ, payload),
         };
-        self.keys.after_emitted(self.dir, typ, payload);
+        self.keys.after_emitted(self.dir, typ, payload, protected);
         out
     }
 
-    /// A protected record whose inner plaintext (content, type byte, padding)
-    /// is exactly `inner`. Panics if the receiver has no key yet.
+    /// Records carrying `payload` in fragments of at most 2^14 bytes (one
+    /// wire buffer); a reassembled message may be longer than one record.
+    pub fn records(&mut self, typ: ContentType, payload: &[u8]) -> Vec<u8> {
+        if payload.len() <= 16384 {
+            return self.record(typ, payload);
+        }
+        payload
+            .chunks(16384)
+            .flat_map(|c| self.record(typ, c))
+            .collect()
+    }
+
+    /// A TLS 1.3 protected record whose inner plaintext (content, type byte,
+    /// padding) is exactly `inner`. Panics if the receiver has no TLS 1.3 key.
     pub fn seal_inner(&mut self, inner: &[u8]) -> Vec<u8> {
-        let k = self.keys.dirs[self.dir.idx()]
+        self.keys.dirs[self.dir.idx()]
             .outbound
             .as_mut()
-            .expect("seal_inner before the receiver has a key");
-        let len = inner.len() + 16;
-        let mut out = vec![ContentType::APPLICATION_DATA.0, 3, 3];
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        let mut body = inner.to_vec();
-        let tag = k.key.seal(k.seq, &out, &mut body);
-        k.seq += 1;
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&tag);
-        out
+            .expect("seal_inner before the receiver has a key")
+            .seal_inner(inner)
     }
 }
 
@@ -342,7 +548,11 @@ impl Ctx<'_> {
 struct Pipe {
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
-    records: usize,
+    /// Handshake bytes of a message not yet complete.
+    hs: Vec<u8>,
+    units: usize,
+    /// The records as the sender wrote them.
+    wire: Vec<Vec<u8>>,
     eof: bool,
 }
 
@@ -366,6 +576,8 @@ impl Mitm {
             keys: Keys {
                 log,
                 suite: None,
+                client_random: [0; 32],
+                tls12: None,
                 dirs: Default::default(),
             },
             pipes: Default::default(),
@@ -375,7 +587,7 @@ impl Mitm {
         }
     }
 
-    /// Sets a hook that sees every record (in both directions) from now on.
+    /// Sets a hook that sees every unit (in both directions) from now on.
     pub fn set_hook(&mut self, hook: Hook) {
         self.hook = Some(hook);
     }
@@ -384,14 +596,19 @@ impl Mitm {
         self.hook = None;
     }
 
-    /// Every record the two sessions wrote, opened where possible, in order.
+    /// Every unit the two sessions wrote, opened where possible, in order.
     pub fn seen(&self) -> &[Rec] {
         &self.seen
     }
 
-    /// The records one direction carried.
+    /// The units one direction carried.
     pub fn seen_dir(&self, dir: Dir) -> Vec<&Rec> {
         self.seen.iter().filter(|r| r.dir == dir).collect()
+    }
+
+    /// The records one direction's sender wrote, as they were on the wire.
+    pub fn wire(&self, dir: Dir) -> &[Vec<u8>] {
+        &self.pipes[dir.idx()].wire
     }
 
     /// The alerts one direction carried, `(level, description)`; panics if a
@@ -470,80 +687,94 @@ impl Mitm {
                 break;
             }
             let wire: Vec<u8> = pipe.inbuf.drain(..5 + len).collect();
-            let index = pipe.records;
-            pipe.records += 1;
-            let mut rec = self.open(dir, index, wire);
-            if !rec.opaque {
-                self.keys.after_original(dir, &rec);
-            }
-            self.seen.push(rec.clone());
-            let verdict = match (&mut self.hook, rec.opaque) {
-                (Some(h), false) => h(
-                    &mut Ctx {
-                        dir,
-                        keys: &mut self.keys,
-                    },
-                    &mut rec,
-                ),
-                _ => Verdict::Forward,
-            };
-            let out: Vec<Vec<u8>> = match verdict {
-                Verdict::Drop => Vec::new(),
-                Verdict::Emit(v) => v,
-                Verdict::Forward if rec.opaque => vec![rec.wire.clone()],
-                Verdict::Forward if rec.encrypted => {
-                    let mut ctx = Ctx {
-                        dir,
-                        keys: &mut self.keys,
-                    };
-                    vec![ctx.record(rec.typ, &rec.payload)]
-                }
-                Verdict::Forward => {
-                    self.keys.after_emitted(dir, rec.typ, &rec.payload);
-                    vec![plain_record(rec.typ, &rec.payload)]
-                }
-            };
-            for r in out {
-                self.pipes[dir.idx()].outbuf.extend_from_slice(&r);
+            pipe.wire.push(wire.clone());
+            for rec in self.units(dir, wire) {
+                self.handle_unit(dir, rec);
             }
         }
     }
 
-    fn open(&mut self, dir: Dir, index: usize, wire: Vec<u8>) -> Rec {
-        let outer = ContentType(wire[0]);
+    /// Opens a record and cuts it into units: whole handshake messages (the
+    /// rest waits for the next record), or the record itself.
+    fn units(&mut self, dir: Dir, wire: Vec<u8>) -> Vec<Rec> {
         let mut rec = Rec {
             dir,
-            index,
-            typ: outer,
+            index: 0,
+            typ: ContentType(wire[0]),
             payload: wire[5..].to_vec(),
             encrypted: false,
+            tls12: false,
             wire,
             opaque: false,
         };
-        if outer != ContentType::APPLICATION_DATA {
-            return rec;
-        }
-        let Some(k) = self.keys.dirs[dir.idx()].inbound.as_mut() else {
-            return rec;
-        };
-        let mut body = rec.payload.clone();
-        match k.key.open(k.seq, &rec.wire[..5], &mut body) {
-            Ok(n) => {
-                k.seq += 1;
-                body.truncate(n);
-                match body.iter().rposition(|&b| b != 0) {
-                    Some(pos) => {
-                        rec.typ = ContentType(body[pos]);
-                        body.truncate(pos);
-                    }
-                    None => body.clear(),
+        if let Some(k) = self.keys.dirs[dir.idx()].inbound.as_mut() {
+            match k.open(&rec.wire) {
+                Opened::Plain => {}
+                Opened::Ok(typ, payload) => {
+                    rec.typ = typ;
+                    rec.payload = payload;
+                    rec.encrypted = true;
+                    rec.tls12 = k.prot != Prot::Tls13;
                 }
-                rec.payload = body;
-                rec.encrypted = true;
+                Opened::Failed => rec.opaque = true,
             }
-            Err(()) => rec.opaque = true,
         }
-        rec
+        let pipe = &mut self.pipes[dir.idx()];
+        let mut out = Vec::new();
+        if rec.typ == ContentType::HANDSHAKE && !rec.opaque && !rec.payload.is_empty() {
+            pipe.hs.extend_from_slice(&rec.payload);
+            while let Some(len) = message_len(&pipe.hs) {
+                let msg: Vec<u8> = pipe.hs.drain(..len).collect();
+                out.push(Rec {
+                    payload: msg,
+                    ..rec.clone()
+                });
+            }
+        } else {
+            out.push(rec);
+        }
+        for r in &mut out {
+            r.index = pipe.units;
+            pipe.units += 1;
+        }
+        out
+    }
+
+    fn handle_unit(&mut self, dir: Dir, mut rec: Rec) {
+        if !rec.opaque {
+            self.keys
+                .after_original(dir, rec.typ, &rec.payload, rec.encrypted);
+        }
+        self.seen.push(rec.clone());
+        let mut ctx = Ctx {
+            dir,
+            keys: &mut self.keys,
+        };
+        let verdict = match (&mut self.hook, rec.opaque) {
+            (Some(h), false) => h(&mut ctx, &mut rec),
+            _ => Verdict::Forward,
+        };
+        let out: Vec<Vec<u8>> = match verdict {
+            Verdict::Drop => Vec::new(),
+            Verdict::Emit(v) => v,
+            Verdict::Forward if rec.opaque => vec![rec.wire.clone()],
+            Verdict::Forward if rec.encrypted => vec![ctx.records(rec.typ, &rec.payload)],
+            Verdict::Forward => {
+                // Plaintext stays plaintext (a peer without keys alerts in the clear).
+                ctx.keys.after_emitted(dir, rec.typ, &rec.payload, false);
+                if rec.payload.is_empty() {
+                    vec![plain_record(rec.typ, &[])]
+                } else {
+                    rec.payload
+                        .chunks(16384)
+                        .map(|c| plain_record(rec.typ, c))
+                        .collect()
+                }
+            }
+        };
+        for r in out {
+            self.pipes[dir.idx()].outbuf.extend_from_slice(&r);
+        }
     }
 
     fn flush(&mut self) -> usize {

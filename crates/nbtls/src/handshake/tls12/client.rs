@@ -113,6 +113,13 @@ pub fn start(
             ServerExtension::EcPointFormats(_) => {
                 return Err(Error::illegal("server does not accept uncompressed points"))
             }
+            // RFC 5246 §7.4.1.4: an extension we did not send is unsupported_extension.
+            ServerExtension::Alpn(_) if config.common.alpn.is_empty() => {
+                return Err(Error::protocol(
+                    AlertDescription::UNSUPPORTED_EXTENSION,
+                    "server sent ALPN we did not ask for",
+                ))
+            }
             ServerExtension::Alpn(p) => {
                 if !config.common.alpn.contains(p) {
                     return Err(Error::illegal(
@@ -121,7 +128,8 @@ pub fn start(
                 }
                 core.info.alpn = Some(p.clone());
             }
-            ServerExtension::ServerNameAck => {}
+            // We send server_name only for DNS names (RFC 6066 §3).
+            ServerExtension::ServerNameAck if matches!(server_name, ServerName::DnsName(_)) => {}
             ServerExtension::SessionTicketAck => ticket_ack = true,
             ServerExtension::RecordSizeLimit(l) if config.common.record_size_limit.is_some() => {
                 if *l < 64 {
