@@ -486,6 +486,7 @@ pub struct ServerConfig {
     pub(crate) session_cache: Option<Arc<ServerSessionCache>>,
     pub(crate) max_early_data: u32,
     pub(crate) anti_replay: Option<Arc<AntiReplay>>,
+    pub(crate) dtls_cookies: Option<Arc<crate::handshake::dtls::cookie::CookieSecret>>,
 }
 
 impl ServerConfig {
@@ -507,6 +508,11 @@ impl ServerConfig {
             session_cache: Some(Arc::new(ServerSessionCache::new(1024))),
             max_early_data: 0,
             anti_replay: None,
+            dtls_cookies: crate::handshake::dtls::cookie::CookieSecret::new(Duration::from_secs(
+                300,
+            ))
+            .ok()
+            .map(Arc::new),
         }
     }
 
@@ -556,6 +562,16 @@ impl ServerConfig {
     pub fn early_data(mut self, max: u32, anti_replay: Arc<AntiReplay>) -> Self {
         self.max_early_data = max;
         self.anti_replay = Some(anti_replay);
+        self
+    }
+
+    /// DTLS: answer ClientHellos without a valid cookie with a
+    /// HelloVerifyRequest (on by default); `None` turns the exchange off.
+    pub fn dtls_cookies(
+        mut self,
+        secret: Option<Arc<crate::handshake::dtls::cookie::CookieSecret>>,
+    ) -> Self {
+        self.dtls_cookies = secret;
         self
     }
 

@@ -18,6 +18,9 @@ use crate::handshake::tls13::server::ServerState;
 use crate::handshake::tls13::{Core, Message, SessionInfo, Side};
 use crate::record::{RecordHeader, HEADER_LEN, MAX_CIPHERTEXT};
 
+#[path = "engine_dtls.rs"]
+mod dtls;
+
 /// What processing one record produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -46,6 +49,8 @@ pub struct Engine {
     core: Core,
     machine: Machine,
     common: Common,
+    /// DTLS datagram I/O (`None` for TLS).
+    dtls_io: Option<Box<dtls::DtlsIo>>,
     inbuf: crate::record::InBuf,
     /// Handshake bytes received but not yet a whole message.
     hs_buf: Vec<u8>,
@@ -89,6 +94,7 @@ impl Engine {
             core,
             machine,
             common,
+            dtls_io: None,
             inbuf: Default::default(),
             hs_buf: Vec::new(),
             hs_epoch: 0,
@@ -560,8 +566,13 @@ impl Engine {
         self.core.flush_handshake()
     }
 
+    /// TLS 1.2 or DTLS 1.2: no KeyUpdate, renegotiation refused, warnings.
     fn is_tls12(&self) -> bool {
-        self.core.info.version == Some(crate::codec::ProtocolVersion::TLS1_2)
+        use crate::codec::ProtocolVersion;
+        matches!(
+            self.core.info.version,
+            Some(ProtocolVersion::TLS1_2 | ProtocolVersion::DTLS1_2)
+        )
     }
 
     /// TLS 1.2 renegotiation (a HelloRequest to a client, a ClientHello to

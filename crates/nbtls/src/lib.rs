@@ -27,7 +27,7 @@ pub use handshake::resumption::{
 };
 pub use handshake::tls13::SessionInfo;
 pub use session::{Direction, Flags, Session, Shutdown};
-pub use transport::{FnTransport, IoTransport, MemoryTransport, Transport};
+pub use transport::{FnTransport, IoTransport, MemoryDatagram, MemoryTransport, Transport};
 pub use x509::{CertStore, CertifiedKey, TrustAnchors};
 
 /// The README's examples compile as doc tests.

@@ -95,6 +95,8 @@ pub struct Session<T: Transport> {
     pause_reported: bool,
     eof_is_close: bool,
     time: Arc<dyn TimeSource>,
+    /// DTLS: the buffer one datagram is pulled into.
+    dgram_buf: Vec<u8>,
 }
 
 impl<T: Transport> Session<T> {
@@ -110,7 +112,11 @@ impl<T: Transport> Session<T> {
         let name = ServerName::try_from(server_name.to_string())
             .map_err(|_| Error::config(format!("invalid server name {server_name:?}")))?;
         let time = config.common.time.clone();
-        let engine = Engine::client(config, name)?;
+        let engine = if flags.contains(Flags::DATAGRAM) {
+            Engine::client_dtls(config, name)?
+        } else {
+            Engine::client(config, name)?
+        };
         Ok(Self::new(engine, transport, flags, time))
     }
 
@@ -119,18 +125,41 @@ impl<T: Transport> Session<T> {
     pub fn server(config: Arc<ServerConfig>, transport: T, flags: Flags) -> Result<Self> {
         Self::check_flags(flags)?;
         let time = config.common.time.clone();
-        Ok(Self::new(Engine::server(config), transport, flags, time))
+        let engine = if flags.contains(Flags::DATAGRAM) {
+            Engine::server_dtls(config, &[])
+        } else {
+            Engine::server(config)
+        };
+        Ok(Self::new(engine, transport, flags, time))
     }
 
-    fn check_flags(flags: Flags) -> Result<()> {
-        if flags.contains(Flags::DATAGRAM) {
-            return Err(Error::config("DTLS (Flags::DATAGRAM) is not supported yet"));
-        }
+    /// A DTLS server session for the client `client_id` (its address, for
+    /// HelloVerifyRequest cookies).
+    pub fn server_datagram(
+        config: Arc<ServerConfig>,
+        client_id: &[u8],
+        transport: T,
+        flags: Flags,
+    ) -> Result<Self> {
+        let time = config.common.time.clone();
+        Ok(Self::new(
+            Engine::server_dtls(config, client_id),
+            transport,
+            flags | Flags::DATAGRAM,
+            time,
+        ))
+    }
+
+    fn check_flags(_flags: Flags) -> Result<()> {
         Ok(())
     }
 
     fn new(engine: Engine, transport: T, flags: Flags, time: Arc<dyn TimeSource>) -> Self {
-        let handshake_timeout = engine.common().handshake_timeout;
+        // DTLS gives up on a silent peer after 60 s by default (DESIGN.md §3).
+        let handshake_timeout = engine
+            .common()
+            .handshake_timeout
+            .or(engine.is_datagram().then_some(Duration::from_secs(60)));
         Session {
             engine,
             transport,
@@ -148,6 +177,7 @@ impl<T: Transport> Session<T> {
             pause_reported: false,
             eof_is_close: false,
             time,
+            dgram_buf: Vec::new(),
         }
     }
 
@@ -223,6 +253,9 @@ impl<T: Transport> Session<T> {
     /// buffered whole record). Non-zero: call `recv` before polling.
     #[doc(alias = "gnutls_record_check_pending")]
     pub fn pending(&self) -> usize {
+        if self.engine.is_datagram() {
+            return self.engine.datagram_pending();
+        }
         let mut n = self.engine.plaintext_len();
         if self.engine.read_ahead() {
             n += self.engine.buffered_record_len();
@@ -395,7 +428,11 @@ impl<T: Transport> Session<T> {
         if self.handshake_deadline.is_none() && self.engine.is_handshaking() {
             self.handshake_deadline = self.handshake_timeout.map(|t| self.now() + t);
         }
-        let r = self.drive_handshake();
+        let r = if self.engine.is_datagram() {
+            self.drive_handshake_dtls()
+        } else {
+            self.drive_handshake()
+        };
         r.map_err(|e| self.failed(e))
     }
 
@@ -461,6 +498,9 @@ impl<T: Transport> Session<T> {
         if let Some(e) = self.engine.error() {
             return Err(e.clone());
         }
+        if self.engine.is_datagram() {
+            return self.send_datagram(data);
+        }
         if let Some(n) = self.committed {
             self.flush_output().map_err(|e| self.failed(e))?;
             self.committed = None;
@@ -518,6 +558,9 @@ impl<T: Transport> Session<T> {
     /// one new record. `Ok(0)` only after the peer's close_notify.
     #[doc(alias = "gnutls_record_recv")]
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if self.engine.is_datagram() {
+            return self.recv_datagram(buf);
+        }
         if self.engine.plaintext_len() > 0 && !buf.is_empty() {
             return Ok(self.engine.read_plaintext(buf));
         }
@@ -556,6 +599,10 @@ impl<T: Transport> Session<T> {
     /// queued before them, or the stream would be corrupt.
     #[doc(alias = "gnutls_record_discard_queued")]
     pub fn discard_queued(&mut self) -> usize {
+        if self.engine.is_datagram() {
+            self.committed = None;
+            return self.engine.discard_datagrams();
+        }
         let app_before = self.engine.queued_app_len();
         let n = self.engine.discard_unsent();
         if n > 0 {
@@ -593,6 +640,10 @@ impl<T: Transport> Session<T> {
     /// Resumable; a transport EOF or error while waiting counts as success.
     #[doc(alias = "gnutls_bye")]
     pub fn bye(&mut self, how: Shutdown) -> Result<()> {
+        if self.engine.is_datagram() {
+            let _ = how;
+            return self.bye_datagram();
+        }
         loop {
             match self.bye {
                 Bye::NotStarted => {
@@ -684,19 +735,24 @@ impl<T: Transport> Session<T> {
             Bye::Waiting(d) => Some(d),
             _ => None,
         };
-        let d = match (hs, bye) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let d = [hs, bye, self.engine.dtls_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
         self.remaining(d)
     }
 
-    /// Runs due timers without waiting: a passed handshake deadline fails
-    /// the session with `TimedOut`.
+    /// Runs due timers without waiting: a DTLS retransmission (flushed
+    /// with the next call), and a passed handshake deadline fails the
+    /// session with `TimedOut`.
     pub fn handle_timeout(&mut self) -> Result<()> {
-        self.check_handshake_deadline()
+        self.check_handshake_deadline()?;
+        self.engine.dtls_on_timer()
     }
 }
+
+#[path = "session_dtls.rs"]
+mod datagram;
 
 impl<T: Transport> io::Read for Session<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -174,6 +174,96 @@ where
     }
 }
 
+/// A connected UDP socket: one push is one datagram, one pull one datagram.
+impl Transport for std::net::UdpSocket {
+    fn push(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.send(data)
+    }
+    fn pull(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf)
+    }
+    fn pull_timeout(&mut self, timeout: Duration) -> io::Result<bool> {
+        let before = self.read_timeout()?;
+        let mut probe = [0u8; 1];
+        let r = if timeout.is_zero() {
+            self.set_nonblocking(true)?;
+            let r = self.peek(&mut probe);
+            self.set_nonblocking(false)?;
+            r
+        } else {
+            self.set_read_timeout(Some(timeout))?;
+            let r = self.peek(&mut probe);
+            self.set_read_timeout(before)?;
+            r
+        };
+        match r {
+            // A datagram larger than the probe still counts as data.
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One end of an in-memory datagram pair (for tests): each push is one
+/// datagram; pull with none queued is `WouldBlock`.
+#[derive(Debug)]
+pub struct MemoryDatagram {
+    incoming: Arc<Mutex<VecDeque<Vec<u8>>>>,
+    outgoing: Arc<Mutex<VecDeque<Vec<u8>>>>,
+}
+
+impl MemoryDatagram {
+    pub fn pair() -> (MemoryDatagram, MemoryDatagram) {
+        let a = Arc::new(Mutex::new(VecDeque::new()));
+        let b = Arc::new(Mutex::new(VecDeque::new()));
+        (
+            MemoryDatagram {
+                incoming: a.clone(),
+                outgoing: b.clone(),
+            },
+            MemoryDatagram {
+                incoming: b,
+                outgoing: a,
+            },
+        )
+    }
+
+    /// Datagrams waiting to be pulled.
+    pub fn queued(&self) -> usize {
+        self.incoming.lock().map_or(0, |q| q.len())
+    }
+}
+
+impl Transport for MemoryDatagram {
+    fn push(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.outgoing
+            .lock()
+            .map_err(|_| poisoned())?
+            .push_back(data.to_vec());
+        Ok(data.len())
+    }
+    fn pull(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut q = self.incoming.lock().map_err(|_| poisoned())?;
+        let Some(d) = q.pop_front() else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let n = buf.len().min(d.len());
+        buf[..n].copy_from_slice(&d[..n]);
+        Ok(n)
+    }
+    fn pull_timeout(&mut self, _timeout: Duration) -> io::Result<bool> {
+        Ok(self.queued() > 0)
+    }
+}
+
 #[derive(Debug, Default)]
 struct PipeState {
     data: VecDeque<u8>,

@@ -66,3 +66,24 @@ impl FragmentHeader {
         put_u24(out, self.frag_len as u32);
     }
 }
+
+/// A DTLS connection's handshake transport state, kept in the shared
+/// handshake core so the TLS 1.2 machines run unchanged over it.
+#[derive(Default)]
+pub struct DtlsCore {
+    pub records: crate::record::dtls::DtlsRecordLayer,
+    pub reasm: reassembly::Reassembler,
+    /// message_seq of our next handshake message.
+    pub send_seq: u16,
+    /// Messages queued since the last flight was sent.
+    pub pending: Vec<flight::FlightItem>,
+    /// The queued messages are a stateless reply (HelloVerifyRequest):
+    /// sent once, never retransmitted.
+    pub stateless: bool,
+    /// The client's cookie to echo (from a HelloVerifyRequest).
+    pub cookie: Option<Vec<u8>>,
+    /// HelloVerifyRequests answered so far (bounded).
+    pub verify_requests: u32,
+    /// Server: the peer's identity for cookies (its address).
+    pub client_id: Vec<u8>,
+}

@@ -77,7 +77,8 @@ pub fn start(
     raw: &[u8],
     resumed: Option<ClientSession>,
 ) -> Result<Client12> {
-    if sh.legacy_version != ProtocolVersion::TLS1_2 {
+    let version = wire_version(core);
+    if sh.legacy_version != version {
         return Err(Error::protocol(
             AlertDescription::PROTOCOL_VERSION,
             "server chose a version below TLS 1.2",
@@ -85,6 +86,7 @@ pub fn start(
     }
     // RFC 8446 §4.1.3: a 1.3-capable client refuses a downgraded 1.2 answer.
     if config.common.versions.contains(&ProtocolVersion::TLS1_3)
+        && !core.is_dtls()
         && sh.downgrade_sentinel().is_some()
     {
         return Err(Error::illegal(
@@ -160,7 +162,7 @@ pub fn start(
     ) {
         core.record.recv_fragment = usize::from(limit).min(16384);
     }
-    core.info.version = Some(ProtocolVersion::TLS1_2);
+    core.info.version = Some(version);
     core.info.suite = Some(suite.suite);
     let mut msgs = hello;
     msgs.extend_from_slice(raw);
@@ -360,8 +362,7 @@ impl WaitServerHelloDone {
                 scheme.encode(o);
                 crate::codec::put_vec(o, 2, &sig);
             });
-            hs.msgs.extend_from_slice(&cv);
-            core.send_handshake(&cv)?;
+            core.send_handshake_logged(&cv, &mut hs.msgs)?;
             core.info.signature_scheme = Some(scheme);
             core.info.client_authenticated = true;
         }
@@ -369,10 +370,9 @@ impl WaitServerHelloDone {
             record_keys(hs.suite, &master, &hs.client_random, &hs.server_random)?;
         core.flush_handshake()?;
         core.send_ccs()?;
-        core.record.set_write(client_key, protection(hs.suite));
+        core.set_write12(client_key, protection(hs.suite));
         let fin = finished_message(&verify_data(hs.suite, &master, true, &hs.msgs));
-        hs.msgs.extend_from_slice(&fin);
-        core.send_handshake(&fin)?;
+        core.send_handshake_logged(&fin, &mut hs.msgs)?;
         core.pending_read = Some((server_key, protection(hs.suite)));
         if let Some(kl) = &core.key_log {
             kl.log("CLIENT_RANDOM", &hs.client_random, master.as_bytes());
@@ -418,7 +418,7 @@ impl WaitFinished {
         let session = match resumed {
             Some((client_key, session)) => {
                 core.send_ccs()?;
-                core.record.set_write(client_key, protection(hs.suite));
+                core.set_write12(client_key, protection(hs.suite));
                 let fin = finished_message(&verify_data(hs.suite, &master, true, &hs.msgs));
                 core.send_handshake(&fin)?;
                 // TLS 1.2 sessions may be resumed again (a new ticket, if
@@ -466,4 +466,13 @@ fn new_session(hs: &Hs, master: &Secret) -> Option<ClientSession> {
         ems: hs.ems,
         session_id: hs.session_id.clone(),
     })
+}
+
+/// The version on the wire: TLS 1.2, or DTLS 1.2 over datagrams.
+pub(crate) fn wire_version(core: &Core) -> ProtocolVersion {
+    if core.is_dtls() {
+        ProtocolVersion::DTLS1_2
+    } else {
+        ProtocolVersion::TLS1_2
+    }
 }

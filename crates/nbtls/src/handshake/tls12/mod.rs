@@ -22,8 +22,7 @@ pub(crate) fn send<T: crate::codec::Codec>(
 ) -> Result<()> {
     let mut out = Vec::new();
     put_handshake(&mut out, typ, |o| m.encode(o));
-    msgs.extend_from_slice(&out);
-    core.send_handshake(&out)
+    core.send_handshake_logged(&out, msgs)
 }
 
 /// What a TLS 1.2 session keeps after its handshake: for the exporter and

@@ -72,10 +72,10 @@ struct HelloFlags {
 
 /// A server random, with the RFC 8446 §4.1.3 downgrade sentinel when we
 /// could have spoken TLS 1.3.
-fn server_random(config: &ServerConfig) -> Result<[u8; 32]> {
+fn server_random(core: &Core, config: &ServerConfig) -> Result<[u8; 32]> {
     let mut random = [0u8; 32];
     fill_random(&mut random)?;
-    if config.common.versions.contains(&ProtocolVersion::TLS1_3) {
+    if config.common.versions.contains(&ProtocolVersion::TLS1_3) && !core.is_dtls() {
         random[24..].copy_from_slice(&DOWNGRADE_TLS12);
     }
     Ok(random)
@@ -176,14 +176,14 @@ fn try_resume(
         return Ok(None);
     };
     let alpn = crate::handshake::tls13::server::choose_alpn(&config.common.alpn, hello.alpn())?;
-    let random = server_random(config)?;
+    let random = server_random(core, config)?;
     // A resumed session gets no new ticket: the client keeps using its own.
     let flags = HelloFlags {
         ticket_ack: false,
         ..flags
     };
     let sh = ServerHello {
-        legacy_version: ProtocolVersion::TLS1_2,
+        legacy_version: super::client::wire_version(core),
         random,
         session_id: hello.session_id.clone(),
         cipher_suite: suite.suite,
@@ -195,15 +195,14 @@ fn try_resume(
     let master = state.secret;
     let (client_key, server_key) = record_keys(suite, &master, &hello.random, &random)?;
     core.send_ccs()?;
-    core.record.set_write(server_key, protection(suite));
+    core.set_write12(server_key, protection(suite));
     let fin = finished_message(&verify_data(suite, &master, false, &msgs));
-    msgs.extend_from_slice(&fin);
-    core.send_handshake(&fin)?;
+    core.send_handshake_logged(&fin, &mut msgs)?;
     core.pending_read = Some((client_key, protection(suite)));
     if let Some(kl) = &core.key_log {
         kl.log("CLIENT_RANDOM", &hello.random, master.as_bytes());
     }
-    core.info.version = Some(ProtocolVersion::TLS1_2);
+    core.info.version = Some(super::client::wire_version(core));
     core.info.suite = Some(suite.suite);
     core.info.alpn = alpn;
     core.info.resumed = true;
@@ -263,6 +262,7 @@ pub fn respond(
         .cipher_suites
         .contains(&CipherSuite::TLS_FALLBACK_SCSV)
         && c.versions.contains(&ProtocolVersion::TLS1_3)
+        && !core.is_dtls()
     {
         return Err(Error::protocol(
             AlertDescription::INAPPROPRIATE_FALLBACK,
@@ -398,14 +398,14 @@ pub fn respond(
         _ => None,
     };
 
-    let random = server_random(&config)?;
+    let random = server_random(core, &config)?;
     let mut session_id = Vec::new();
     if config.session_cache.is_some() {
         session_id = vec![0; 32];
         fill_random(&mut session_id)?;
     }
     let sh = ServerHello {
-        legacy_version: ProtocolVersion::TLS1_2,
+        legacy_version: super::client::wire_version(core),
         random,
         session_id: session_id.clone(),
         cipher_suite: suite.suite,
@@ -449,10 +449,9 @@ pub fn respond(
     }
     let mut done = Vec::new();
     put_handshake(&mut done, HandshakeType::SERVER_HELLO_DONE, |_| {});
-    msgs.extend_from_slice(&done);
-    core.send_handshake(&done)?;
+    core.send_handshake_logged(&done, &mut msgs)?;
 
-    core.info.version = Some(ProtocolVersion::TLS1_2);
+    core.info.version = Some(super::client::wire_version(core));
     core.info.suite = Some(suite.suite);
     core.info.group = Some(group);
     core.info.alpn = alpn;
@@ -614,7 +613,7 @@ impl WaitFinished {
         hs.msgs.extend_from_slice(msg.raw);
         remember_session(core, &mut hs, &master)?;
         core.send_ccs()?;
-        core.record.set_write(server_key, protection(hs.suite));
+        core.set_write12(server_key, protection(hs.suite));
         let fin = finished_message(&verify_data(hs.suite, &master, false, &hs.msgs));
         core.send_handshake(&fin)?;
         core.tls12 = Some(Tls12Secrets {

@@ -47,12 +47,12 @@ impl ClientState {
         fill_random(&mut random)?;
         core.client_random = random;
         let mut session_id = Vec::new();
-        if config.middlebox_compat {
+        if config.middlebox_compat && !core.is_dtls() {
             session_id = vec![0; 32];
             fill_random(&mut session_id)?;
         }
         let mut shares = Vec::new();
-        if offers(&config, ProtocolVersion::TLS1_3) {
+        if offers(&config, ProtocolVersion::TLS1_3) && !core.is_dtls() {
             for g in config.initial_share_groups() {
                 shares.push(KeyShare::generate(g)?);
             }
@@ -60,7 +60,12 @@ impl ClientState {
         if let ServerName::DnsName(name) = &server_name {
             core.info.server_name = Some(name.as_ref().to_string());
         }
-        let resume = take_session(core, &config, &server_name);
+        // DTLS resumption is not implemented yet.
+        let resume = if core.is_dtls() {
+            None
+        } else {
+            take_session(core, &config, &server_name)
+        };
         if let Some((r, _)) = resume
             .as_ref()
             .filter(|(r, _)| r.version == ProtocolVersion::TLS1_2)
@@ -309,7 +314,10 @@ impl WaitServerHello {
 
     fn send_hello(&mut self, core: &mut Core) -> Result<()> {
         let mut msg = Vec::new();
-        let mut hello = self.hello();
+        let mut hello = match &core.dtls {
+            Some(d) => self.dtls_hello(d.cookie.clone().unwrap_or_default()),
+            None => self.hello(),
+        };
         put_handshake(&mut msg, HandshakeType::CLIENT_HELLO, |o| hello.encode(o));
         let resume13 = self
             .resume
@@ -332,7 +340,7 @@ impl WaitServerHello {
             msg.clear();
             put_handshake(&mut msg, HandshakeType::CLIENT_HELLO, |o| hello.encode(o));
         }
-        self.transcript.add(&msg);
+        self.transcript.add(&core.transcript_form(&msg));
         core.send_handshake(&msg)?;
         if self.early {
             self.start_early_data(core)?;
@@ -363,7 +371,73 @@ impl WaitServerHello {
         Ok(())
     }
 
+    /// A DTLS 1.2 ClientHello (RFC 6347 §4.2.1): no TLS 1.3 extensions, and
+    /// the cookie of the last HelloVerifyRequest.
+    fn dtls_hello(&self, cookie: Vec<u8>) -> ClientHello {
+        let c = &self.config.common;
+        let mut ext = Vec::new();
+        if let ServerName::DnsName(name) = &self.server_name {
+            ext.push(ClientExtension::ServerName(
+                name.as_ref().trim_end_matches('.').to_string(),
+            ));
+        }
+        ext.push(ClientExtension::SupportedGroups(
+            c.groups
+                .iter()
+                .copied()
+                .filter(|g| !g.is_tls13_only())
+                .collect(),
+        ));
+        let mut schemes = self.config.verifier.supported_schemes().to_vec();
+        schemes.extend([
+            SignatureScheme::RSA_PKCS1_SHA256,
+            SignatureScheme::RSA_PKCS1_SHA384,
+            SignatureScheme::RSA_PKCS1_SHA512,
+        ]);
+        ext.push(ClientExtension::SignatureAlgorithms(schemes));
+        ext.push(ClientExtension::EcPointFormats(vec![0]));
+        ext.push(ClientExtension::ExtendedMasterSecret);
+        if !c.alpn.is_empty() {
+            ext.push(ClientExtension::Alpn(c.alpn.clone()));
+        }
+        let mut suites: Vec<CipherSuite> = c.suites12.iter().map(|s| s.suite).collect();
+        suites.push(CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
+        ClientHello {
+            legacy_version: ProtocolVersion::DTLS1_2,
+            random: self.random,
+            session_id: Vec::new(),
+            cookie: Some(cookie),
+            cipher_suites: suites,
+            compression_methods: vec![0],
+            extensions: ext,
+        }
+    }
+
+    /// RFC 6347 §4.2.1: answer a HelloVerifyRequest with the same hello and
+    /// its cookie; neither it nor the first hello enter the transcript.
+    fn handle_hello_verify(
+        mut self: Box<Self>,
+        core: &mut Core,
+        msg: &Message<'_>,
+    ) -> Result<ClientState> {
+        let hvr = crate::codec::HelloVerifyRequest::from_bytes(msg.body)?;
+        let Some(d) = &mut core.dtls else {
+            return Err(Error::unexpected("HelloVerifyRequest over TLS"));
+        };
+        d.verify_requests += 1;
+        if d.verify_requests > 2 || hvr.cookie.is_empty() {
+            return Err(Error::unexpected("unexpected HelloVerifyRequest"));
+        }
+        d.cookie = Some(hvr.cookie);
+        self.transcript = Transcript::default();
+        self.send_hello(core)?;
+        Ok(ClientState::WaitServerHello(self))
+    }
+
     fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<ClientState> {
+        if msg.typ == HandshakeType::HELLO_VERIFY_REQUEST && core.is_dtls() {
+            return self.handle_hello_verify(core, msg);
+        }
         let sh: ServerHello = msg.decode(HandshakeType::SERVER_HELLO)?;
         match sh.supported_version() {
             Some(ProtocolVersion::TLS1_3) if offers(&self.config, ProtocolVersion::TLS1_3) => {}

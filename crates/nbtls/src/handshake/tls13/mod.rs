@@ -101,6 +101,8 @@ pub struct Core {
     pub tls12: Option<crate::handshake::tls12::Tls12Secrets>,
     /// Client: where received tickets are stored for resumption.
     pub session_sink: Option<SessionSink>,
+    /// DTLS: the flight layer and record protection (`None` for TLS).
+    pub dtls: Option<Box<crate::handshake::dtls::DtlsCore>>,
 }
 
 /// Where a client puts the sessions its tickets make resumable.
@@ -133,19 +135,58 @@ impl Core {
             pending_read: None,
             tls12: None,
             session_sink: None,
+            dtls: None,
         }
     }
 
-    /// Queues a handshake message; `flush_handshake` seals the queue.
+    /// Queues a handshake message (TLS framing, 4-byte header);
+    /// `flush_handshake` seals the queue. In DTLS it joins the flight with
+    /// its message_seq.
     pub fn send_handshake(&mut self, msg: &[u8]) -> Result<()> {
+        if let Some(d) = &mut self.dtls {
+            let epoch = d.records.write_epoch();
+            let msg = crate::handshake::dtls::dtls_message(msg, d.send_seq);
+            d.send_seq = d.send_seq.wrapping_add(1);
+            d.pending
+                .push(crate::handshake::dtls::flight::FlightItem::Handshake { epoch, msg });
+            return Ok(());
+        }
         self.hs_pending.extend_from_slice(msg);
         Ok(())
+    }
+
+    /// The bytes the transcript hashes for `msg` when it is sent next: the
+    /// message itself in TLS, its 12-byte-header form in DTLS (RFC 6347
+    /// §4.2.6).
+    pub fn transcript_form(&self, msg: &[u8]) -> Vec<u8> {
+        match &self.dtls {
+            Some(d) => crate::handshake::dtls::dtls_message(msg, d.send_seq),
+            None => msg.to_vec(),
+        }
+    }
+
+    /// Adds `msg` to `transcript` as the peer hashes it, and queues it.
+    pub fn send_handshake_logged(&mut self, msg: &[u8], transcript: &mut Vec<u8>) -> Result<()> {
+        transcript.extend_from_slice(&self.transcript_form(msg));
+        self.send_handshake(msg)
+    }
+
+    pub fn is_dtls(&self) -> bool {
+        self.dtls.is_some()
+    }
+
+    /// TLS 1.2: our next write key (after our ChangeCipherSpec).
+    pub fn set_write12(&mut self, key: RecordKey, mode: crate::record::tls::Protection) {
+        match &mut self.dtls {
+            Some(d) => d.records.next_write_epoch(key, mode),
+            None => self.record.set_write(key, mode),
+        }
     }
 
     /// Seals queued handshake messages into records under the current
     /// write key. Runs before every key change and at the end of a flight.
     pub fn flush_handshake(&mut self) -> Result<()> {
-        if self.hs_pending.is_empty() {
+        if self.hs_pending.is_empty() || self.dtls.is_some() {
             return Ok(());
         }
         let data = std::mem::take(&mut self.hs_pending);
@@ -174,6 +215,12 @@ impl Core {
     /// TLS 1.2 ChangeCipherSpec: our queued handshake goes out under the
     /// old key first.
     pub fn send_ccs(&mut self) -> Result<()> {
+        if let Some(d) = &mut self.dtls {
+            let epoch = d.records.write_epoch();
+            d.pending
+                .push(crate::handshake::dtls::flight::FlightItem::ChangeCipherSpec { epoch });
+            return Ok(());
+        }
         self.flush_handshake()?;
         self.record
             .seal(ContentType::CHANGE_CIPHER_SPEC, &[1], self.out.buf_mut())?;
@@ -186,7 +233,10 @@ impl Core {
         let Some((key, mode)) = self.pending_read.take() else {
             return Err(Error::unexpected("unexpected change_cipher_spec"));
         };
-        self.record.set_read(key, mode);
+        match &mut self.dtls {
+            Some(d) => d.records.next_read_epoch(key, mode),
+            None => self.record.set_read(key, mode),
+        }
         self.read_key_epoch += 1;
         Ok(())
     }

@@ -123,6 +123,9 @@ pub struct WaitClientHello {
 
 impl WaitClientHello {
     fn handle(mut self, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
+        if core.is_dtls() {
+            return self.handle_dtls(core, msg);
+        }
         let hello: ClientHello = msg.decode(HandshakeType::CLIENT_HELLO)?;
         let ours = &self.config.common.versions;
         let theirs = hello.supported_versions();
@@ -176,6 +179,58 @@ impl WaitClientHello {
             return Ok(ServerState::Paused(Box::new(neg)));
         }
         Box::new(neg).respond(core)
+    }
+}
+
+impl WaitClientHello {
+    /// DTLS 1.2 (RFC 6347 §4.2.1): the hello carries a cookie; without a
+    /// valid one the answer is a HelloVerifyRequest and nothing is kept.
+    fn handle_dtls(self, core: &mut Core, msg: &Message<'_>) -> Result<ServerState> {
+        msg.expect(HandshakeType::CLIENT_HELLO)?;
+        let mut r = crate::codec::Reader::new(msg.body);
+        let hello = ClientHello::read_body(&mut r, true)?;
+        r.finish("trailing bytes in ClientHello")?;
+        // DTLS versions count down: 1.2 is 0xfefd, below 1.0's 0xfeff.
+        if hello.legacy_version > ProtocolVersion::DTLS1_2
+            || !self
+                .config
+                .common
+                .versions
+                .contains(&ProtocolVersion::TLS1_2)
+        {
+            return Err(Error::protocol(
+                AlertDescription::PROTOCOL_VERSION,
+                "client does not offer DTLS 1.2",
+            ));
+        }
+        if let Some(secret) = &self.config.dtls_cookies {
+            let now = self.config.common.time.unix_time().as_secs();
+            let client_id = core
+                .dtls
+                .as_ref()
+                .map(|d| d.client_id.clone())
+                .unwrap_or_default();
+            if let crate::handshake::dtls::cookie::CookieCheck::SendHelloVerify(cookie) =
+                secret.check(&client_id, &hello, now)
+            {
+                let hvr = crate::codec::HelloVerifyRequest {
+                    server_version: crate::handshake::dtls::cookie::HELLO_VERIFY_VERSION,
+                    cookie,
+                };
+                let mut out = Vec::new();
+                put_handshake(&mut out, HandshakeType::HELLO_VERIFY_REQUEST, |o| {
+                    hvr.encode(o)
+                });
+                core.send_handshake(&out)?;
+                if let Some(d) = &mut core.dtls {
+                    d.stateless = true;
+                }
+                return Ok(ServerState::WaitClientHello(Box::new(self)));
+            }
+        }
+        core.client_random = hello.random;
+        let st = crate::handshake::tls12::server::respond(core, self.config, &hello, msg.raw)?;
+        Ok(ServerState::Tls12(Box::new(st)))
     }
 }
 

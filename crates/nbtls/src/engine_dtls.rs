@@ -1,0 +1,372 @@
+//! The engine over datagrams (DTLS 1.2, RFC 6347): whole datagrams in,
+//! whole datagrams out, flights retransmitted on the timer the caller
+//! drives through `dtls_timeout` / `dtls_on_timer`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls_pki_types::ServerName;
+
+use super::{Engine, Machine};
+use crate::codec::{AlertDescription, AlertLevel, ContentType, HandshakeType};
+use crate::config::{ClientConfig, ServerConfig};
+use crate::error::{Error, Result};
+use crate::handshake::dtls::flight::{pack, FlightItem, RetransmitTimer};
+use crate::handshake::dtls::reassembly::Fragment;
+use crate::handshake::dtls::{DtlsCore, FragmentHeader, DTLS_HS_HEADER_LEN};
+use crate::handshake::tls13::client::ClientState;
+use crate::handshake::tls13::server::ServerState;
+use crate::handshake::tls13::{Core, Message, Side};
+use crate::record::dtls::{DtlsHeader, DTLS_HEADER_LEN};
+
+/// Default path MTU (DESIGN.md §3).
+pub const DEFAULT_MTU: usize = 1200;
+
+pub(crate) struct DtlsIo {
+    out: VecDeque<Vec<u8>>,
+    app: VecDeque<Vec<u8>>,
+    /// Our last flight, for retransmission.
+    flight: Vec<FlightItem>,
+    timer: RetransmitTimer,
+    pub(crate) mtu: usize,
+    /// Datagrams that were empty or held no valid record.
+    pub(crate) dropped: u64,
+}
+
+impl DtlsIo {
+    fn new() -> Self {
+        DtlsIo {
+            out: VecDeque::new(),
+            app: VecDeque::new(),
+            flight: Vec::new(),
+            timer: RetransmitTimer::new(Duration::from_secs(1), Duration::from_secs(60)),
+            mtu: DEFAULT_MTU,
+            dropped: 0,
+        }
+    }
+}
+
+impl Engine {
+    /// A DTLS 1.2 client with its ClientHello queued.
+    pub fn client_dtls(
+        config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+    ) -> Result<Self> {
+        let common = config.common.clone();
+        let mut core = Core::new(Side::Client, common.limits.clone(), common.key_log.clone());
+        core.dtls = Some(Box::default());
+        let st = ClientState::start(&mut core, config, server_name)?;
+        let mut e = Self::new(core, Machine::Client(st), common);
+        e.dtls_io = Some(Box::new(DtlsIo::new()));
+        e.send_flight()?;
+        Ok(e)
+    }
+
+    /// A DTLS 1.2 server; `client_id` (the peer's address) binds cookies.
+    pub fn server_dtls(config: Arc<ServerConfig>, client_id: &[u8]) -> Self {
+        let common = config.common.clone();
+        let mut core = Core::new(Side::Server, common.limits.clone(), common.key_log.clone());
+        core.dtls = Some(Box::new(DtlsCore {
+            client_id: client_id.to_vec(),
+            ..DtlsCore::default()
+        }));
+        let mut e = Self::new(core, Machine::Server(ServerState::start(config)), common);
+        e.dtls_io = Some(Box::new(DtlsIo::new()));
+        e
+    }
+
+    pub fn is_datagram(&self) -> bool {
+        self.dtls_io.is_some()
+    }
+
+    fn now(&self) -> Instant {
+        self.common.time.now()
+    }
+
+    /// Sends what the handshake queued as a new flight.
+    fn send_flight(&mut self) -> Result<()> {
+        let handshaking = self.is_handshaking();
+        let now = self.now();
+        let (Some(d), Some(io)) = (self.core.dtls.as_mut(), self.dtls_io.as_mut()) else {
+            return Ok(());
+        };
+        if d.pending.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut d.pending);
+        io.out.extend(pack(&items, &mut d.records, io.mtu)?);
+        if std::mem::take(&mut d.stateless) {
+            return Ok(());
+        }
+        io.flight = items;
+        // The flight that ends the handshake waits for no answer: it is
+        // resent only when the peer repeats its own (§4.2.4).
+        if handshaking {
+            io.timer.start(now);
+        } else {
+            io.timer.stop();
+        }
+        Ok(())
+    }
+
+    fn resend_flight(&mut self) -> Result<()> {
+        let (Some(d), Some(io)) = (self.core.dtls.as_mut(), self.dtls_io.as_mut()) else {
+            return Ok(());
+        };
+        if !io.flight.is_empty() {
+            io.out.extend(pack(&io.flight, &mut d.records, io.mtu)?);
+        }
+        Ok(())
+    }
+
+    /// When the session must be called again for a retransmission.
+    pub fn dtls_timeout(&self) -> Option<Instant> {
+        self.dtls_io.as_ref().and_then(|io| io.timer.deadline())
+    }
+
+    /// Retransmits the flight if its timer is due; never waits.
+    pub fn dtls_on_timer(&mut self) -> Result<()> {
+        self.check()?;
+        let now = self.now();
+        if !self
+            .dtls_io
+            .as_ref()
+            .is_some_and(|io| io.timer.expired(now))
+        {
+            return Ok(());
+        }
+        self.resend_flight()?;
+        if let Some(io) = &mut self.dtls_io {
+            io.timer.back_off(now);
+        }
+        Ok(())
+    }
+
+    /// Processes one received datagram. Records that fail any check are
+    /// dropped, never fatal (RFC 6347 §4.1.2.7).
+    pub fn feed_datagram(&mut self, dgram: &[u8]) -> Result<()> {
+        self.check()?;
+        match self.feed_inner(dgram) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn feed_inner(&mut self, dgram: &[u8]) -> Result<()> {
+        let mut rest = dgram;
+        let mut repeated = false;
+        let mut any = false;
+        while let Some(hdr) = DtlsHeader::parse(rest) {
+            let total = DTLS_HEADER_LEN + hdr.len;
+            let Some(rec) = rest.get(DTLS_HEADER_LEN..total) else {
+                break;
+            };
+            let mut body = rec.to_vec();
+            rest = &rest[total..];
+            let Some(d) = self.core.dtls.as_mut() else {
+                break;
+            };
+            let Some((typ, range)) = d.records.open(&hdr, &mut body) else {
+                continue;
+            };
+            any = true;
+            let plain = &body[range];
+            match typ {
+                ContentType::CHANGE_CIPHER_SPEC
+                    if plain == [1] && self.core.pending_read.is_some() =>
+                {
+                    self.core.peer_ccs()?;
+                }
+                ContentType::ALERT if plain.len() == 2 => {
+                    let (level, desc) = (AlertLevel(plain[0]), AlertDescription(plain[1]));
+                    if desc == AlertDescription::CLOSE_NOTIFY {
+                        self.received_close = true;
+                    } else if level == AlertLevel::FATAL {
+                        return Err(Error::AlertReceived(desc));
+                    }
+                }
+                ContentType::HANDSHAKE => repeated |= self.feed_fragments(plain)?,
+                ContentType::APPLICATION_DATA if !self.is_handshaking() && !plain.is_empty() => {
+                    if let Some(io) = &mut self.dtls_io {
+                        // The peer has our last flight: no need to keep it.
+                        io.flight.clear();
+                        io.app.push_back(plain.to_vec());
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !any {
+            if let Some(io) = &mut self.dtls_io {
+                io.dropped += 1;
+            }
+        }
+        // The peer repeating its flight means ours was lost (§4.2.4).
+        if repeated {
+            self.resend_flight()?;
+        }
+        self.send_flight()
+    }
+
+    /// Returns whether the peer was retransmitting an old flight.
+    fn feed_fragments(&mut self, mut plain: &[u8]) -> Result<bool> {
+        let mut repeated = false;
+        let limit = self.common.limits.max_handshake_message;
+        while let Some((hdr, _)) = FragmentHeader::parse(plain) {
+            let len = DTLS_HS_HEADER_LEN + hdr.frag_len;
+            let frag = &plain[..len];
+            plain = &plain[len..];
+            let Some(d) = self.core.dtls.as_mut() else {
+                break;
+            };
+            match d.reasm.add(frag, limit)? {
+                Fragment::Old => repeated = true,
+                Fragment::Dropped => {}
+                Fragment::Accepted => {
+                    // The peer's next flight has begun: ours arrived.
+                    if let Some(io) = &mut self.dtls_io {
+                        io.timer.stop();
+                    }
+                }
+            }
+            while let Some(msg) = self.core.dtls.as_mut().and_then(|d| d.reasm.next_message()) {
+                self.dtls_message(&msg)?;
+            }
+        }
+        Ok(repeated)
+    }
+
+    fn dtls_message(&mut self, raw: &[u8]) -> Result<()> {
+        let typ = HandshakeType(raw[0]);
+        let msg = Message {
+            typ,
+            body: &raw[DTLS_HS_HEADER_LEN..],
+            raw,
+        };
+        if !self.is_handshaking() {
+            return match typ {
+                // A retransmitted Finished after we completed: resend ours.
+                HandshakeType::FINISHED => self.resend_flight(),
+                _ => Err(Error::unexpected("unexpected post-handshake message")),
+            };
+        }
+        let machine = std::mem::replace(&mut self.machine, Machine::Gone);
+        self.machine = match machine {
+            Machine::Client(c) => Machine::Client(c.handle(&mut self.core, &msg)?),
+            Machine::Server(s) => Machine::Server(s.handle(&mut self.core, &msg)?),
+            Machine::Gone => return Err(Error::internal("no handshake state")),
+        };
+        Ok(())
+    }
+
+    /// The next datagram to send, if any.
+    pub fn pending_datagram(&self) -> Option<&[u8]> {
+        self.dtls_io
+            .as_ref()
+            .and_then(|io| io.out.front())
+            .map(Vec::as_slice)
+    }
+
+    /// The front datagram was sent (or refused for its size).
+    pub fn datagram_sent(&mut self) {
+        if let Some(io) = &mut self.dtls_io {
+            io.out.pop_front();
+        }
+    }
+
+    /// Drops every queued datagram; returns the bytes dropped.
+    pub fn discard_datagrams(&mut self) -> usize {
+        self.dtls_io
+            .as_mut()
+            .map_or(0, |io| io.out.drain(..).map(|d| d.len()).sum())
+    }
+
+    pub fn mtu(&self) -> usize {
+        self.dtls_io.as_ref().map_or(0, |io| io.mtu)
+    }
+
+    pub fn set_mtu(&mut self, mtu: usize) {
+        if let Some(io) = &mut self.dtls_io {
+            io.mtu = mtu.clamp(64, 16384);
+        }
+    }
+
+    /// The most application data one datagram carries now.
+    pub fn data_mtu(&self) -> usize {
+        match (&self.core.dtls, &self.dtls_io) {
+            (Some(d), Some(io)) => io
+                .mtu
+                .saturating_sub(d.records.overhead(d.records.write_epoch())),
+            _ => 0,
+        }
+    }
+
+    /// Seals `data` as one datagram; over `data_mtu()` is `LargePacket`.
+    pub fn seal_datagram(&mut self, data: &[u8]) -> Result<usize> {
+        self.check()?;
+        if self.is_handshaking() {
+            return Err(Error::UnavailableDuringHandshake);
+        }
+        if self.sent_close {
+            return Err(Error::InvalidSession);
+        }
+        if data.len() > self.data_mtu() {
+            return Err(Error::LargePacket);
+        }
+        let (Some(d), Some(io)) = (self.core.dtls.as_mut(), self.dtls_io.as_mut()) else {
+            return Err(Error::InvalidRequest("not a datagram session"));
+        };
+        let mut out = Vec::with_capacity(data.len() + 64);
+        d.records.seal(
+            d.records.write_epoch(),
+            ContentType::APPLICATION_DATA,
+            data,
+            &mut out,
+        )?;
+        io.out.push_back(out);
+        Ok(data.len())
+    }
+
+    /// Queues our close_notify as a datagram.
+    pub fn close_notify_datagram(&mut self) -> Result<()> {
+        self.check()?;
+        if !self.sent_close {
+            self.sent_close = true;
+            if let (Some(d), Some(io)) = (self.core.dtls.as_mut(), self.dtls_io.as_mut()) {
+                let mut out = Vec::new();
+                let payload = [AlertLevel::WARNING.0, AlertDescription::CLOSE_NOTIFY.0];
+                d.records.seal(
+                    d.records.write_epoch(),
+                    ContentType::ALERT,
+                    &payload,
+                    &mut out,
+                )?;
+                io.out.push_back(out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the next received datagram's data into `out` (the rest of
+    /// it stays for the next call when `out` is short).
+    pub fn read_datagram(&mut self, out: &mut [u8]) -> Option<usize> {
+        let io = self.dtls_io.as_mut()?;
+        let front = io.app.front_mut()?;
+        let n = out.len().min(front.len());
+        out[..n].copy_from_slice(&front[..n]);
+        if n == front.len() {
+            io.app.pop_front();
+        } else {
+            front.drain(..n);
+        }
+        Some(n)
+    }
+
+    /// Received application bytes not yet read.
+    pub fn datagram_pending(&self) -> usize {
+        self.dtls_io
+            .as_ref()
+            .map_or(0, |io| io.app.iter().map(Vec::len).sum())
+    }
+}
