@@ -24,7 +24,7 @@ mod common;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -33,14 +33,12 @@ use std::time::{Duration, Instant};
 
 use common::certs::{pki, CertFiles};
 use common::peers::{
-    openssl_client, openssl_server, pick_port, require_tool, tcp_connect, tcp_listen, Peer, TIMEOUT,
+    openssl_client, openssl_server, pick_port, require_tool, tcp_listen, Peer, TIMEOUT,
 };
+use common::tcp::{anchors, connect, serve, server_with};
 use common::tls::{certified_key, client_config, server_config};
 use nbtls::codec::{AlertDescription, CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme};
-use nbtls::{
-    CertStore, ClientAuth, ClientConfig, Error, Flags, KeyLog, ServerConfig, Session, Shutdown,
-    TrustAnchors,
-};
+use nbtls::{CertStore, ClientAuth, Error, Flags, KeyLog, ServerConfig, Session, Shutdown};
 
 const SUITES: [(CipherSuite, &str); 3] = [
     (
@@ -78,63 +76,6 @@ fn ku_line(dir: &str, requested: bool) -> String {
 
 // ---------------------------------------------------------------------------------
 // Helpers: sessions over TCP.
-
-fn anchors() -> TrustAnchors {
-    TrustAnchors::from_certs(&[pki().ca_cert()]).expect("anchors")
-}
-
-fn server_with(files: &CertFiles) -> ServerConfig {
-    ServerConfig::new(certified_key(files))
-}
-
-/// An nbtls client session to 127.0.0.1:`port` (SNI and name check `localhost`), after
-/// its handshake.
-fn connect(port: u16, config: ClientConfig) -> Result<Session<TcpStream>, Error> {
-    let stream = tcp_connect(port);
-    let mut s = Session::client(Arc::new(config), "localhost", stream, Flags::NONE)
-        .expect("client session");
-    s.set_handshake_timeout(Some(TIMEOUT));
-    s.handshake().map(|()| s)
-}
-
-/// Accepts the connection `peer` (an s_client) makes, bounded by [`TIMEOUT`], and
-/// runs an nbtls server handshake on it.
-fn serve(
-    listener: &TcpListener,
-    peer: &mut Peer,
-    config: ServerConfig,
-) -> (Session<TcpStream>, Result<(), Error>) {
-    let stream = accept(listener, peer);
-    let mut s = Session::server(Arc::new(config), stream, Flags::NONE).expect("server session");
-    s.set_handshake_timeout(Some(TIMEOUT));
-    let r = s.handshake();
-    (s, r)
-}
-
-fn accept(listener: &TcpListener, peer: &mut Peer) -> TcpStream {
-    listener.set_nonblocking(true).expect("nonblocking");
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).expect("blocking");
-                stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-                stream.set_write_timeout(Some(TIMEOUT)).expect("timeout");
-                return stream;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !peer.is_running() {
-                    panic!("peer exited before connecting\n{}", peer.dump());
-                }
-                if Instant::now() >= deadline {
-                    panic!("no connection within {TIMEOUT:?}\n{}", peer.dump());
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
-}
 
 fn send_all<T: nbtls::Transport>(s: &mut Session<T>, mut data: &[u8]) -> Result<(), Error> {
     while !data.is_empty() {

@@ -20,7 +20,7 @@
 
 mod common;
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +33,7 @@ use common::peers::{
     gnutls_client, gnutls_server, openssl_client, openssl_server, require_tools, tcp_connect,
     tcp_listen, Peer, TIMEOUT,
 };
+use common::tcp::accept;
 use common::tls::{certified_key, client_config, server_config};
 use nbtls::codec::{CipherSuite, ProtocolVersion};
 use nbtls::{
@@ -117,31 +118,6 @@ fn serve(
     s.set_handshake_timeout(Some(TIMEOUT));
     let r = s.handshake();
     (s, r)
-}
-
-fn accept(listener: &TcpListener, peer: &mut Peer) -> TcpStream {
-    listener.set_nonblocking(true).expect("nonblocking");
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).expect("blocking");
-                stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-                stream.set_write_timeout(Some(TIMEOUT)).expect("timeout");
-                return stream;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !peer.is_running() {
-                    panic!("peer exited before connecting\n{}", peer.dump());
-                }
-                if Instant::now() >= deadline {
-                    panic!("no connection within {TIMEOUT:?}\n{}", peer.dump());
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
 }
 
 fn send_all(s: &mut Session<TcpStream>, mut data: &[u8]) -> Result<(), Error> {

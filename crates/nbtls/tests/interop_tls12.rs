@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
@@ -15,23 +14,16 @@ use common::peers::{
     gnutls_client, gnutls_server, openssl_client, openssl_server, require_tools, tcp_connect,
     tcp_listen, Peer, TIMEOUT,
 };
+use common::tcp::{accept, anchors, server_with};
 use common::tls::{certified_key, client_config};
 use nbtls::codec::{AlertDescription, CipherSuite, NamedGroup, ProtocolVersion};
-use nbtls::{ClientAuth, ClientConfig, Error, Flags, ServerConfig, Session, TrustAnchors};
+use nbtls::{ClientAuth, ClientConfig, Error, Flags, ServerConfig, Session};
 
 // ---------------------------------------------------------------------------------
 // Helpers.
 
 fn tools() -> bool {
     require_tools(&["openssl", "gnutls-serv", "gnutls-cli"])
-}
-
-fn anchors() -> TrustAnchors {
-    TrustAnchors::from_certs(&[pki().ca_cert()]).expect("anchors")
-}
-
-fn server_with(files: &CertFiles) -> ServerConfig {
-    ServerConfig::new(certified_key(files))
 }
 
 /// An nbtls client session to 127.0.0.1:`port` for `localhost`, after its handshake.
@@ -54,31 +46,6 @@ fn serve(
     s.set_handshake_timeout(Some(TIMEOUT));
     let r = s.handshake();
     (s, r)
-}
-
-fn accept(listener: &TcpListener, peer: &mut Peer) -> TcpStream {
-    listener.set_nonblocking(true).expect("nonblocking");
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).expect("blocking");
-                stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-                stream.set_write_timeout(Some(TIMEOUT)).expect("timeout");
-                return stream;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !peer.is_running() {
-                    panic!("peer exited before connecting\n{}", peer.dump());
-                }
-                if Instant::now() >= deadline {
-                    panic!("no connection within {TIMEOUT:?}\n{}", peer.dump());
-                }
-                thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
 }
 
 fn send_all(s: &mut Session<TcpStream>, mut data: &[u8]) -> Result<(), Error> {

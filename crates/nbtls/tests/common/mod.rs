@@ -60,5 +60,6 @@ fn sweep_stale(base: &Path) {
     }
 }
 pub mod sched;
+pub mod tcp;
 pub mod tls;
 pub mod tls_extra;
