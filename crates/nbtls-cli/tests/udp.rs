@@ -35,6 +35,7 @@ fn server(mode: &str) -> (Child, String) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("server printed no address: {line:?}");
 }
 
