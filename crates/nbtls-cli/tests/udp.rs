@@ -114,3 +114,68 @@ fn udp_sink_counts_every_datagram_and_long_lines_are_cut() {
         "{report}"
     );
 }
+
+/// Against `openssl s_server -dtls1_2`: it prints what it receives, and
+/// the client's close_notify ends its one connection.
+#[test]
+fn udp_client_to_openssl_s_server() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "openssl missing in CI");
+        eprintln!("skipped: no openssl");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("nbtls-cli-udp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "openssl req");
+    // A port that was free a moment ago.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut srv = Command::new("openssl")
+        .args(["s_server", "-dtls1_2", "-naccept", "1", "-quiet"])
+        .args(["-accept", &format!("127.0.0.1:{port}"), "-cert"])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn openssl");
+    let mut out = srv.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    // s_server needs a moment to bind; the client's retransmissions cover
+    // a ClientHello sent before it does.
+    std::thread::sleep(Duration::from_millis(200));
+    let (st, _) = client(&format!("127.0.0.1:{port}"), b"to openssl\n");
+    let srv_status = wait(&mut srv, "openssl s_server");
+    let got = reader.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(st.success(), "client: {st}");
+    assert!(srv_status.success(), "s_server: {srv_status}");
+    assert_eq!(String::from_utf8_lossy(&got), "to openssl\n");
+}
