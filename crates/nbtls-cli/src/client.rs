@@ -44,6 +44,9 @@ pub struct ClientArgs {
     /// With --resume: send FILE as 0-RTT early data on the second connection.
     #[arg(long, requires = "resume")]
     pub early_data: Option<PathBuf>,
+    /// DTLS 1.2 over UDP: each stdin line is one datagram.
+    #[arg(long, conflicts_with_all = ["resume", "key_update"])]
+    pub udp: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -74,6 +77,9 @@ pub fn run(args: ClientArgs) -> Result<(), Error> {
         None => Vec::new(),
     };
     let cfg = Arc::new(cfg);
+    if args.udp {
+        return crate::udp::client(cfg, &name, &args.addr);
+    }
     if args.resume {
         // A first connection only to collect tickets (TLS 1.3 sends them
         // after the handshake; TLS 1.2 during it).

@@ -4,6 +4,7 @@
 mod client;
 mod options;
 mod server;
+mod udp;
 
 use clap::{Parser, Subcommand};
 

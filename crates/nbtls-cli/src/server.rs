@@ -59,6 +59,9 @@ pub struct ServerArgs {
     /// protection); it is echoed, counted or printed like other data.
     #[arg(long, default_value_t = 0)]
     pub max_early_data: u32,
+    /// DTLS 1.2 over UDP, one peer at a time (with --echo or --sink).
+    #[arg(long, conflicts_with_all = ["http", "send"])]
+    pub udp: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -116,6 +119,9 @@ pub fn run(args: ServerArgs) -> Result<(), Error> {
     } else {
         Mode::Echo
     };
+    if args.udp {
+        return crate::udp::server(cfg, &args.listen, args.sink, args.once);
+    }
     let file = match &args.send {
         Some(p) => Arc::new(std::fs::read(p).map_err(|e| format!("--send {}: {e}", p.display()))?),
         None => Arc::new(Vec::new()),

@@ -234,6 +234,11 @@ impl Engine {
                 self.dtls_message(&msg)?;
             }
         }
+        // Bytes left that are no fragment (cut short, or reaching past
+        // their message's end) are a malformed message, not padding.
+        if !plain.is_empty() {
+            return Err(Error::decode("malformed handshake fragment"));
+        }
         Ok(repeated)
     }
 
