@@ -1,0 +1,383 @@
+//! The BoGo shim: BoringSSL's test runner (`ssl/test/runner`, built by
+//! `scripts/bogo`) starts this binary once per test with bssl_shim-style
+//! flags. It connects back to the runner, identifies itself with the
+//! 8-byte little-endian `-shim-id`, and runs one TLS connection per
+//! `-resume-count` + 1, echoing application data XORed with 0xff as
+//! `bssl_shim.cc` does. Exit codes follow the protocol: 0 success,
+//! 1 failure (the reason on stderr, matched against the runner's expected
+//! error through `bogo/config.json`'s ErrorMap), 89 for a flag this shim
+//! does not implement.
+#![forbid(unsafe_code)]
+
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::process::exit;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nbtls::codec::ProtocolVersion;
+use nbtls::{
+    CertifiedKey, ClientConfig, Error, Flags, ServerConfig, Session, Shutdown, Transport,
+    TrustAnchors,
+};
+
+const UNIMPLEMENTED: i32 = 89;
+
+#[derive(Default, Debug)]
+struct Opts {
+    port: u16,
+    shim_id: u64,
+    ipv6: bool,
+    server: bool,
+    key_file: Option<String>,
+    cert_file: Option<String>,
+    trust_cert: Option<String>,
+    verify_peer: bool,
+    resume_count: u32,
+    async_io: bool,
+    min_version: Option<u16>,
+    max_version: Option<u16>,
+    expect_version: Option<u16>,
+    alpn_protos: Option<Vec<Vec<u8>>>,
+    select_alpn: Option<Vec<u8>>,
+    expect_alpn: Option<Vec<u8>>,
+    host_name: Option<String>,
+    expect_server_name: Option<String>,
+    shim_writes_first: bool,
+    shim_shuts_down: bool,
+    check_close_notify: bool,
+}
+
+fn unimplemented(what: &str) -> ! {
+    eprintln!("bogo-shim: unimplemented: {what}");
+    // scripts/bogo tallies these to pick the next flags to implement.
+    if let Some(path) = std::env::var_os("BOGO_UNIMPLEMENTED_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{what}");
+        }
+    }
+    exit(UNIMPLEMENTED);
+}
+
+fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("bogo-shim: {msg}");
+    exit(1);
+}
+
+/// bssl_shim's `-alpn-protos` value: the wire form, length-prefixed names.
+fn parse_alpn_wire(v: &str) -> Vec<Vec<u8>> {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let n = b[i] as usize;
+        if i + 1 + n > b.len() {
+            fail("malformed -alpn-protos");
+        }
+        out.push(b[i + 1..i + 1 + n].to_vec());
+        i += 1 + n;
+    }
+    out
+}
+
+fn parse_args() -> Opts {
+    let mut o = Opts::default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let flag = args[i].as_str();
+        let mut value = || -> String {
+            i += 1;
+            args.get(i)
+                .cloned()
+                .unwrap_or_else(|| fail(format!("{flag} needs a value")))
+        };
+        let num = |s: String| -> u64 {
+            s.parse()
+                .unwrap_or_else(|_| fail(format!("{flag}: bad number {s:?}")))
+        };
+        match flag {
+            "-port" => o.port = num(value()) as u16,
+            "-shim-id" => o.shim_id = num(value()),
+            "-ipv6" => o.ipv6 = true,
+            "-server" => o.server = true,
+            "-key-file" => o.key_file = Some(value()),
+            "-cert-file" => o.cert_file = Some(value()),
+            "-trust-cert" => o.trust_cert = Some(value()),
+            "-verify-peer" => o.verify_peer = true,
+            "-resume-count" => o.resume_count = num(value()) as u32,
+            "-async" => o.async_io = true,
+            "-min-version" => o.min_version = Some(num(value()) as u16),
+            "-max-version" => o.max_version = Some(num(value()) as u16),
+            "-expect-version" => o.expect_version = Some(num(value()) as u16),
+            "-alpn-protos" => o.alpn_protos = Some(parse_alpn_wire(&value())),
+            "-select-alpn" => o.select_alpn = Some(value().into_bytes()),
+            "-expect-alpn" => o.expect_alpn = Some(value().into_bytes()),
+            "-host-name" => o.host_name = Some(value()),
+            "-expect-server-name" => o.expect_server_name = Some(value()),
+            "-shim-writes-first" => o.shim_writes_first = true,
+            "-shim-shuts-down" => o.shim_shuts_down = true,
+            "-check-close-notify" => o.check_close_notify = true,
+            other => unimplemented(other),
+        }
+        i += 1;
+    }
+    o
+}
+
+/// `-async`: every other transport call reports WouldBlock, so the
+/// session's resumable (`Error::Again`) paths run on every step.
+struct Flaky {
+    tcp: TcpStream,
+    block_next: bool,
+}
+
+impl Flaky {
+    fn tick(&mut self) -> io::Result<()> {
+        self.block_next = !self.block_next;
+        if self.block_next {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Transport for Flaky {
+    fn push(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.tick()?;
+        self.tcp.push(data)
+    }
+    fn pull(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tick()?;
+        self.tcp.pull(buf)
+    }
+}
+
+/// Retries a session call while it reports a resumable result. Async
+/// WouldBlocks are synthetic (the socket is blocking), so retrying at once
+/// is correct; a bound keeps a stuck session from spinning forever.
+fn retry<R>(mut f: impl FnMut() -> nbtls::Result<R>) -> nbtls::Result<R> {
+    for _ in 0..10_000_000u32 {
+        match f() {
+            Err(Error::Again | Error::Interrupted) => continue,
+            r => return r,
+        }
+    }
+    Err(Error::TimedOut)
+}
+
+fn versions(o: &Opts) -> Vec<ProtocolVersion> {
+    let lo = o.min_version.unwrap_or(0);
+    let hi = o.max_version.unwrap_or(u16::MAX);
+    let v: Vec<ProtocolVersion> = [ProtocolVersion::TLS1_3, ProtocolVersion::TLS1_2]
+        .into_iter()
+        .filter(|v| (lo..=hi).contains(&v.0))
+        .collect();
+    if v.is_empty() {
+        unimplemented("version range without TLS 1.2 or 1.3");
+    }
+    v
+}
+
+fn cfg<T>(r: nbtls::Result<T>) -> T {
+    r.unwrap_or_else(|e| fail(format!("config: {e}")))
+}
+
+fn certified_key(o: &Opts) -> Option<Arc<CertifiedKey>> {
+    match (&o.cert_file, &o.key_file) {
+        (Some(c), Some(k)) => Some(Arc::new(cfg(CertifiedKey::from_pem_files(
+            c.as_ref(),
+            k.as_ref(),
+        )))),
+        (None, None) => None,
+        _ => unimplemented("-cert-file without -key-file or the reverse"),
+    }
+}
+
+enum Configs {
+    Client(Arc<ClientConfig>),
+    Server(Arc<ServerConfig>),
+}
+
+fn build_configs(o: &Opts) -> Configs {
+    let vers = versions(o);
+    if o.server {
+        if o.alpn_protos.is_some() {
+            unimplemented("-alpn-protos on a server");
+        }
+        let key = certified_key(o).unwrap_or_else(|| unimplemented("server without -cert-file"));
+        if o.verify_peer {
+            unimplemented("-verify-peer on a server");
+        }
+        let mut c = cfg(ServerConfig::new(key).versions(&vers));
+        if let Some(p) = &o.select_alpn {
+            c = cfg(c.alpn(&[p]));
+        }
+        Configs::Server(Arc::new(c))
+    } else {
+        if o.select_alpn.is_some() || o.expect_server_name.is_some() {
+            unimplemented("server-only flag on a client");
+        }
+        let mut c = if o.verify_peer {
+            let path = o
+                .trust_cert
+                .as_ref()
+                .unwrap_or_else(|| unimplemented("-verify-peer without -trust-cert"));
+            ClientConfig::new(cfg(TrustAnchors::from_pem_file(path.as_ref())))
+        } else {
+            // bssl_shim does not verify the server unless told to.
+            ClientConfig::insecure()
+        };
+        c = cfg(c.versions(&vers));
+        if let Some(k) = certified_key(o) {
+            c = c.client_certificate(k);
+        }
+        if let Some(p) = &o.alpn_protos {
+            c = cfg(c.alpn(p));
+        }
+        Configs::Client(Arc::new(c))
+    }
+}
+
+fn connect(o: &Opts) -> TcpStream {
+    let addr = if o.ipv6 {
+        SocketAddr::from((Ipv6Addr::LOCALHOST, o.port))
+    } else {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, o.port))
+    };
+    let mut tcp = TcpStream::connect(addr).unwrap_or_else(|e| fail(format!("connect: {e}")));
+    let _ = tcp.set_nodelay(true);
+    // The runner's own idle timeout is 15 s; do not outlive it.
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(20)));
+    tcp.write_all(&o.shim_id.to_le_bytes())
+        .unwrap_or_else(|e| fail(format!("sending shim id: {e}")));
+    tcp
+}
+
+fn run_connection<T: Transport>(o: &Opts, s: &mut Session<T>) -> nbtls::Result<()> {
+    retry(|| s.handshake())?;
+    let info = s.info();
+    if let Some(want) = o.expect_version {
+        let got = s.protocol_version().map(|v| v.0);
+        if got != Some(want) {
+            fail(format!("version {got:?}, expected {want}"));
+        }
+    }
+    if let Some(want) = &o.expect_alpn {
+        if s.alpn_protocol() != Some(want.as_slice()) {
+            fail(format!(
+                "ALPN {:?}, expected {:?}",
+                s.alpn_protocol().map(String::from_utf8_lossy),
+                String::from_utf8_lossy(want)
+            ));
+        }
+    }
+    if let Some(want) = &o.expect_server_name {
+        if s.server_name() != Some(want.as_str()) {
+            fail(format!(
+                "server name {:?}, expected {want:?}",
+                s.server_name()
+            ));
+        }
+    }
+    let _ = info;
+    if o.shim_writes_first {
+        write_all(s, b"hello")?;
+    }
+    if !o.shim_shuts_down {
+        // 512-byte reads, as bssl_shim does, so records span reads.
+        let mut buf = [0u8; 512];
+        loop {
+            let n = retry(|| s.recv(&mut buf))?;
+            if n == 0 {
+                break;
+            }
+            for b in &mut buf[..n] {
+                *b ^= 0xff;
+            }
+            write_all(s, &buf[..n])?;
+        }
+        // The peer closed first: answer its close_notify.
+        let _ = retry(|| s.bye(Shutdown::Write));
+    } else if o.check_close_notify {
+        retry(|| s.bye(Shutdown::ReadWrite))?;
+    } else {
+        retry(|| s.bye(Shutdown::Write))?;
+    }
+    Ok(())
+}
+
+fn write_all<T: Transport>(s: &mut Session<T>, mut data: &[u8]) -> nbtls::Result<()> {
+    while !data.is_empty() {
+        let n = retry(|| s.send(data))?;
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// The error line the runner matches: nbtls's message plus a stable
+/// BoringSSL-style token (`:ALERT_NAME:` for the alert nbtls sent,
+/// `:REMOTE_ALERT_NAME:` for one received) that ErrorMap entries target.
+fn report(e: &Error) -> ! {
+    let token = match e {
+        Error::Protocol { alert, .. } | Error::LimitExceeded { alert, .. } => {
+            format!(":{}:", alert.name().unwrap_or("UNKNOWN_ALERT"))
+        }
+        Error::AlertReceived(a) => format!(":REMOTE_{}:", a.name().unwrap_or("UNKNOWN_ALERT")),
+        Error::PrematureTermination => ":PREMATURE_TERMINATION:".into(),
+        Error::Transport { .. } => ":TRANSPORT:".into(),
+        Error::TimedOut => ":TIMED_OUT:".into(),
+        _ => ":OTHER:".into(),
+    };
+    fail(format!("{token} {e}"));
+}
+
+fn main() {
+    // The runner asks this before generating its split-handshake tests.
+    if std::env::args().any(|a| a == "-is-handshaker-supported") {
+        println!("No");
+        return;
+    }
+    let o = parse_args();
+    let configs = build_configs(&o);
+    // Without -host-name bssl_shim sends no SNI; an IP-literal name does the same.
+    let name = o.host_name.clone().unwrap_or_else(|| "127.0.0.1".into());
+    for _ in 0..=o.resume_count {
+        let tcp = connect(&o);
+        let result = if o.async_io {
+            let t = Flaky {
+                tcp,
+                block_next: false,
+            };
+            drive(&o, &configs, &name, t)
+        } else {
+            drive(&o, &configs, &name, tcp)
+        };
+        if let Err(e) = result {
+            report(&e);
+        }
+    }
+}
+
+fn drive<T: Transport>(o: &Opts, c: &Configs, name: &str, t: T) -> nbtls::Result<()> {
+    // -async runs the non-blocking contract; otherwise the blocking one.
+    let flags = if o.async_io {
+        Flags::NONBLOCK
+    } else {
+        Flags::NONE
+    };
+    let mut s = match c {
+        Configs::Client(c) => Session::client(c.clone(), name, t, flags)?,
+        Configs::Server(c) => Session::server(c.clone(), t, flags)?,
+    };
+    if !o.check_close_notify {
+        // bssl_shim stops reading on a clean or an unclean shutdown alike.
+        s.set_eof_is_close(true);
+    }
+    run_connection(o, &mut s)
+}
