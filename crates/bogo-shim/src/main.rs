@@ -15,7 +15,7 @@ use std::process::exit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nbtls::codec::ProtocolVersion;
+use nbtls::codec::{NamedGroup, ProtocolVersion};
 use nbtls::{
     CertifiedKey, ClientConfig, Error, Flags, ServerConfig, Session, Shutdown, Transport,
     TrustAnchors,
@@ -46,6 +46,14 @@ struct Opts {
     shim_writes_first: bool,
     shim_shuts_down: bool,
     check_close_notify: bool,
+    curves: Vec<u16>,
+    expect_curve_id: Option<u16>,
+    expect_peer_sigalg: Option<u16>,
+    expect_session_miss: bool,
+    expect_no_peer_cert: bool,
+    expect_hrr: Option<bool>,
+    no_tls13: bool,
+    no_tls12: bool,
 }
 
 fn unimplemented(what: &str) -> ! {
@@ -122,6 +130,18 @@ fn parse_args() -> Opts {
             "-shim-writes-first" => o.shim_writes_first = true,
             "-shim-shuts-down" => o.shim_shuts_down = true,
             "-check-close-notify" => o.check_close_notify = true,
+            // BoringSSL's curve flag repeats, one group id per occurrence.
+            "-curves" => o.curves.push(num(value()) as u16),
+            "-expect-curve-id" => o.expect_curve_id = Some(num(value()) as u16),
+            "-expect-peer-signature-algorithm" => o.expect_peer_sigalg = Some(num(value()) as u16),
+            "-expect-session-miss" => o.expect_session_miss = true,
+            "-expect-no-peer-cert" => o.expect_no_peer_cert = true,
+            "-expect-hrr" => o.expect_hrr = Some(true),
+            "-expect-no-hrr" => o.expect_hrr = Some(false),
+            "-no-tls13" => o.no_tls13 = true,
+            "-no-tls12" => o.no_tls12 = true,
+            // Versions nbtls never speaks: disabling them changes nothing.
+            "-no-tls1" | "-no-tls11" | "-no-ssl3" => {}
             other => unimplemented(other),
         }
         i += 1;
@@ -177,6 +197,8 @@ fn versions(o: &Opts) -> Vec<ProtocolVersion> {
     let v: Vec<ProtocolVersion> = [ProtocolVersion::TLS1_3, ProtocolVersion::TLS1_2]
         .into_iter()
         .filter(|v| (lo..=hi).contains(&v.0))
+        .filter(|v| !(o.no_tls13 && *v == ProtocolVersion::TLS1_3))
+        .filter(|v| !(o.no_tls12 && *v == ProtocolVersion::TLS1_2))
         .collect();
     if v.is_empty() {
         unimplemented("version range without TLS 1.2 or 1.3");
@@ -184,8 +206,10 @@ fn versions(o: &Opts) -> Vec<ProtocolVersion> {
     v
 }
 
+/// nbtls refusing a configuration (a key type or group it lacks) means the
+/// test needs a feature it does not have: report unimplemented.
 fn cfg<T>(r: nbtls::Result<T>) -> T {
-    r.unwrap_or_else(|e| fail(format!("config: {e}")))
+    r.unwrap_or_else(|e| unimplemented(&format!("config: {e}")))
 }
 
 fn certified_key(o: &Opts) -> Option<Arc<CertifiedKey>> {
@@ -197,6 +221,17 @@ fn certified_key(o: &Opts) -> Option<Arc<CertifiedKey>> {
         (None, None) => None,
         _ => unimplemented("-cert-file without -key-file or the reverse"),
     }
+}
+
+fn groups(o: &Opts) -> Option<Vec<NamedGroup>> {
+    if o.curves.is_empty() {
+        return None;
+    }
+    let g: Vec<NamedGroup> = o.curves.iter().map(|&c| NamedGroup(c)).collect();
+    if g.iter().any(|g| g.name().is_none()) {
+        unimplemented("-curves with a group nbtls does not know");
+    }
+    Some(g)
 }
 
 enum Configs {
@@ -215,6 +250,9 @@ fn build_configs(o: &Opts) -> Configs {
             unimplemented("-verify-peer on a server");
         }
         let mut c = cfg(ServerConfig::new(key).versions(&vers));
+        if let Some(g) = groups(o) {
+            c = cfg(c.groups(&g));
+        }
         if let Some(p) = &o.select_alpn {
             c = cfg(c.alpn(&[p]));
         }
@@ -234,6 +272,10 @@ fn build_configs(o: &Opts) -> Configs {
             ClientConfig::insecure()
         };
         c = cfg(c.versions(&vers));
+        if let Some(g) = groups(o) {
+            // bssl_shim offers a key share for the first preference only.
+            c = cfg(cfg(c.groups(&g)).key_share_groups(&g[..1]));
+        }
         if let Some(k) = certified_key(o) {
             c = c.client_certificate(k);
         }
@@ -259,9 +301,43 @@ fn connect(o: &Opts) -> TcpStream {
     tcp
 }
 
-fn run_connection<T: Transport>(o: &Opts, s: &mut Session<T>) -> nbtls::Result<()> {
+fn run_connection<T: Transport>(
+    o: &Opts,
+    s: &mut Session<T>,
+    is_resume: bool,
+) -> nbtls::Result<()> {
     retry(|| s.handshake())?;
     let info = s.info();
+    if is_resume && info.resumed == o.expect_session_miss {
+        fail(format!(
+            "session resumed: {}, expected the opposite",
+            info.resumed
+        ));
+    }
+    if let Some(want) = o.expect_curve_id {
+        if info.group.map(|g| g.0) != Some(want) {
+            fail(format!("group {:?}, expected {want}", info.group));
+        }
+    }
+    if let Some(want) = o.expect_peer_sigalg {
+        if info.peer_signature_scheme.map(|g| g.0) != Some(want) {
+            fail(format!(
+                "peer signature scheme {:?}, expected {want}",
+                info.peer_signature_scheme
+            ));
+        }
+    }
+    if o.expect_no_peer_cert && !info.peer_certificates.is_empty() {
+        fail("the peer sent a certificate, expected none");
+    }
+    if let Some(want) = o.expect_hrr {
+        if info.hello_retry != want {
+            fail(format!(
+                "HelloRetryRequest: {}, expected {want}",
+                info.hello_retry
+            ));
+        }
+    }
     if let Some(want) = o.expect_version {
         let got = s.protocol_version().map(|v| v.0);
         if got != Some(want) {
@@ -285,7 +361,6 @@ fn run_connection<T: Transport>(o: &Opts, s: &mut Session<T>) -> nbtls::Result<(
             ));
         }
     }
-    let _ = info;
     if o.shim_writes_first {
         write_all(s, b"hello")?;
     }
@@ -301,6 +376,13 @@ fn run_connection<T: Transport>(o: &Opts, s: &mut Session<T>) -> nbtls::Result<(
                 *b ^= 0xff;
             }
             write_all(s, &buf[..n])?;
+        }
+        // bssl_shim insists a TLS 1.3 client got a ticket to cache.
+        if !o.server
+            && s.protocol_version() == Some(ProtocolVersion::TLS1_3)
+            && s.tickets_received() == 0
+        {
+            fail("new session was not cached, but we expected the opposite");
         }
         // The peer closed first: answer its close_notify.
         let _ = retry(|| s.bye(Shutdown::Write));
@@ -347,16 +429,16 @@ fn main() {
     let configs = build_configs(&o);
     // Without -host-name bssl_shim sends no SNI; an IP-literal name does the same.
     let name = o.host_name.clone().unwrap_or_else(|| "127.0.0.1".into());
-    for _ in 0..=o.resume_count {
+    for i in 0..=o.resume_count {
         let tcp = connect(&o);
         let result = if o.async_io {
             let t = Flaky {
                 tcp,
                 block_next: false,
             };
-            drive(&o, &configs, &name, t)
+            drive(&o, &configs, &name, t, i > 0)
         } else {
-            drive(&o, &configs, &name, tcp)
+            drive(&o, &configs, &name, tcp, i > 0)
         };
         if let Err(e) = result {
             report(&e);
@@ -364,7 +446,13 @@ fn main() {
     }
 }
 
-fn drive<T: Transport>(o: &Opts, c: &Configs, name: &str, t: T) -> nbtls::Result<()> {
+fn drive<T: Transport>(
+    o: &Opts,
+    c: &Configs,
+    name: &str,
+    t: T,
+    is_resume: bool,
+) -> nbtls::Result<()> {
     // -async runs the non-blocking contract; otherwise the blocking one.
     let flags = if o.async_io {
         Flags::NONBLOCK
@@ -379,5 +467,5 @@ fn drive<T: Transport>(o: &Opts, c: &Configs, name: &str, t: T) -> nbtls::Result
         // bssl_shim stops reading on a clean or an unclean shutdown alike.
         s.set_eof_is_close(true);
     }
-    run_connection(o, &mut s)
+    run_connection(o, &mut s, is_resume)
 }
