@@ -15,11 +15,13 @@ use std::process::exit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nbtls::codec::{NamedGroup, ProtocolVersion};
+use nbtls::codec::{AlertDescription, NamedGroup, ProtocolVersion};
+use nbtls::x509::verify::{ClientCertVerifier, ServerCertVerifier};
 use nbtls::{
-    CertifiedKey, ClientConfig, Error, Flags, ServerConfig, Session, Shutdown, Transport,
-    TrustAnchors,
+    CertifiedKey, ClientAuth, ClientConfig, Error, Flags, ServerConfig, Session, Shutdown,
+    Transport, TrustAnchors,
 };
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 const UNIMPLEMENTED: i32 = 89;
 
@@ -54,6 +56,8 @@ struct Opts {
     expect_hrr: Option<bool>,
     no_tls13: bool,
     no_tls12: bool,
+    verify_fail: bool,
+    require_any_client_cert: bool,
 }
 
 fn unimplemented(what: &str) -> ! {
@@ -138,6 +142,8 @@ fn parse_args() -> Opts {
             "-expect-no-peer-cert" => o.expect_no_peer_cert = true,
             "-expect-hrr" => o.expect_hrr = Some(true),
             "-expect-no-hrr" => o.expect_hrr = Some(false),
+            "-verify-fail" => o.verify_fail = true,
+            "-require-any-client-certificate" => o.require_any_client_cert = true,
             "-no-tls13" => o.no_tls13 = true,
             "-no-tls12" => o.no_tls12 = true,
             // Versions nbtls never speaks: disabling them changes nothing.
@@ -151,12 +157,12 @@ fn parse_args() -> Opts {
 
 /// `-async`: every other transport call reports WouldBlock, so the
 /// session's resumable (`Error::Again`) paths run on every step.
-struct Flaky {
-    tcp: TcpStream,
+struct Flaky<'a> {
+    tcp: &'a mut TcpStream,
     block_next: bool,
 }
 
-impl Flaky {
+impl Flaky<'_> {
     fn tick(&mut self) -> io::Result<()> {
         self.block_next = !self.block_next;
         if self.block_next {
@@ -167,7 +173,7 @@ impl Flaky {
     }
 }
 
-impl Transport for Flaky {
+impl Transport for Flaky<'_> {
     fn push(&mut self, data: &[u8]) -> io::Result<usize> {
         self.tick()?;
         self.tcp.push(data)
@@ -234,6 +240,50 @@ fn groups(o: &Opts) -> Option<Vec<NamedGroup>> {
     Some(g)
 }
 
+/// bssl_shim's verify callback: accept any chain, or (`-verify-fail`)
+/// reject every one; the handshake signatures are still checked.
+#[derive(Debug)]
+struct ShimVerifier {
+    fail: bool,
+}
+
+impl ShimVerifier {
+    fn result(&self) -> nbtls::Result<()> {
+        if self.fail {
+            Err(Error::Protocol {
+                // What bssl_shim's failing callback yields in BoringSSL.
+                alert: AlertDescription::HANDSHAKE_FAILURE,
+                reason: ":CERTIFICATE_VERIFY_FAILED: -verify-fail: the callback rejects".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl ServerCertVerifier for ShimVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _now: UnixTime,
+    ) -> nbtls::Result<()> {
+        self.result()
+    }
+}
+
+impl ClientCertVerifier for ShimVerifier {
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> nbtls::Result<()> {
+        self.result()
+    }
+}
+
 enum Configs {
     Client(Arc<ClientConfig>),
     Server(Arc<ServerConfig>),
@@ -246,10 +296,18 @@ fn build_configs(o: &Opts) -> Configs {
             unimplemented("-alpn-protos on a server");
         }
         let key = certified_key(o).unwrap_or_else(|| unimplemented("server without -cert-file"));
-        if o.verify_peer {
-            unimplemented("-verify-peer on a server");
-        }
         let mut c = cfg(ServerConfig::new(key).versions(&vers));
+        if o.verify_peer || o.require_any_client_cert {
+            let mode = if o.require_any_client_cert {
+                ClientAuth::Require
+            } else {
+                ClientAuth::Request
+            };
+            let v = Arc::new(ShimVerifier {
+                fail: o.verify_fail,
+            });
+            c = c.client_verifier(mode, v);
+        }
         if let Some(g) = groups(o) {
             c = cfg(c.groups(&g));
         }
@@ -261,15 +319,15 @@ fn build_configs(o: &Opts) -> Configs {
         if o.select_alpn.is_some() || o.expect_server_name.is_some() {
             unimplemented("server-only flag on a client");
         }
-        let mut c = if o.verify_peer {
-            let path = o
-                .trust_cert
-                .as_ref()
-                .unwrap_or_else(|| unimplemented("-verify-peer without -trust-cert"));
-            ClientConfig::new(cfg(TrustAnchors::from_pem_file(path.as_ref())))
-        } else {
-            // bssl_shim does not verify the server unless told to.
-            ClientConfig::insecure()
+        let mut c = match &o.trust_cert {
+            Some(path) if o.verify_peer && !o.verify_fail => {
+                ClientConfig::new(cfg(TrustAnchors::from_pem_file(path.as_ref())))
+            }
+            // bssl_shim's certificate callback accepts unless -verify-fail;
+            // signatures are checked either way.
+            _ => ClientConfig::with_verifier(Arc::new(ShimVerifier {
+                fail: o.verify_fail,
+            })),
         };
         c = cfg(c.versions(&vers));
         if let Some(g) = groups(o) {
@@ -430,20 +488,32 @@ fn main() {
     // Without -host-name bssl_shim sends no SNI; an IP-literal name does the same.
     let name = o.host_name.clone().unwrap_or_else(|| "127.0.0.1".into());
     for i in 0..=o.resume_count {
-        let tcp = connect(&o);
+        let mut tcp = connect(&o);
         let result = if o.async_io {
             let t = Flaky {
-                tcp,
+                tcp: &mut tcp,
                 block_next: false,
             };
             drive(&o, &configs, &name, t, i > 0)
         } else {
-            drive(&o, &configs, &name, tcp, i > 0)
+            drive(&o, &configs, &name, &mut tcp, i > 0)
         };
         if let Err(e) = result {
+            linger(&mut tcp);
             report(&e);
         }
     }
+}
+
+/// After a failure, half-close and drain before exiting: closing a socket
+/// with unread input resets it, and the runner would see ECONNRESET
+/// instead of the alert nbtls sent.
+fn linger(tcp: &mut TcpStream) {
+    use std::io::Read;
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
+    let _ = tcp.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 4096];
+    while matches!(tcp.read(&mut buf), Ok(n) if n > 0) {}
 }
 
 fn drive<T: Transport>(
