@@ -258,7 +258,13 @@ impl DtlsRecordLayer {
                 }
             }
         };
-        // Only an authentic record moves the window (§4.1.2.6).
+        // Only an authentic record moves the window (§4.1.2.6): epoch-0
+        // records are not, so a forged one with a high sequence number
+        // cannot push the real handshake out of it. Their duplicates are
+        // caught by the reassembler instead.
+        if self.read.key.is_none() {
+            return Some((hdr.typ, range));
+        }
         self.read.window.accept(hdr.seq).then_some((hdr.typ, range))
     }
 

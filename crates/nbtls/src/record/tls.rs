@@ -259,6 +259,14 @@ impl RecordLayer {
             )
         })?;
         dir.seq += 1;
+        // RFC 8446 §5.4: the inner plaintext, padding included, is at most
+        // 2^14 + 1 bytes.
+        if n > MAX_PLAINTEXT + 1 {
+            return Err(Error::protocol(
+                AlertDescription::RECORD_OVERFLOW,
+                "padded record too long",
+            ));
+        }
         // The real type is the last non-zero byte; zeros after it are padding.
         let Some(pos) = body[..n].iter().rposition(|&b| b != 0) else {
             return Err(Error::unexpected("protected record without a content type"));
@@ -337,4 +345,51 @@ fn open_tls12(
         .map_err(|()| bad_mac())?;
     dir.seq += 1;
     Ok((hdr.typ, start..start + n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{AeadAlg, RecordKey};
+
+    fn key() -> RecordKey {
+        RecordKey::new(AeadAlg::Aes128Gcm, &[9; 16], &[3; 12]).unwrap()
+    }
+
+    /// A TLS 1.3 record whose inner plaintext is `content ‖ type ‖ zeros`.
+    fn record(content_len: usize, padding: usize) -> (Vec<u8>, RecordHeader) {
+        let mut body = vec![0x41u8; content_len];
+        body.push(ContentType::APPLICATION_DATA.0);
+        body.extend(std::iter::repeat_n(0u8, padding));
+        let len = body.len() + AeadAlg::TAG_LEN;
+        let mut header = vec![23, 3, 3];
+        header.extend_from_slice(&(len as u16).to_be_bytes());
+        let tag = key().seal(0, &header, &mut body);
+        body.extend_from_slice(&tag);
+        let hdr = RecordHeader::parse(&header.clone().try_into().unwrap()).unwrap();
+        let mut rec = header;
+        rec.extend_from_slice(&body);
+        (rec, hdr)
+    }
+
+    fn open(rec: &[u8], hdr: &RecordHeader) -> Result<(ContentType, std::ops::Range<usize>)> {
+        let mut rl = RecordLayer::new();
+        rl.set_read_key(key());
+        let header: [u8; HEADER_LEN] = rec[..HEADER_LEN].try_into().unwrap();
+        let mut body = rec[HEADER_LEN..].to_vec();
+        rl.open(&header, hdr, &mut body)
+    }
+
+    #[test]
+    fn padding_counts_toward_the_record_limit() {
+        let (rec, hdr) = record(100, 16384 - 100);
+        assert_eq!(
+            open(&rec, &hdr).unwrap().1,
+            0..100,
+            "2^14 + 1 bytes in all is fine"
+        );
+        let (rec, hdr) = record(100, 16384 - 99);
+        let err = open(&rec, &hdr).unwrap_err();
+        assert_eq!(err.alert(), Some(AlertDescription::RECORD_OVERFLOW));
+    }
 }

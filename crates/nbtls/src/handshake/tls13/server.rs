@@ -429,7 +429,8 @@ impl Negotiating {
         // EncryptedExtensions
         let our_limit = c.record_size_limit.unwrap_or(16385);
         let mut ee_ext = Vec::new();
-        if hello.server_name().is_some() {
+        // RFC 6066 §3: no server_name acknowledgement when resuming.
+        if hello.server_name().is_some() && psk.is_none() {
             ee_ext.push(ServerExtension::ServerNameAck);
         }
         if let Some(p) = &alpn {
