@@ -292,8 +292,19 @@ impl Engine {
     }
 
     pub fn set_mtu(&mut self, mtu: usize) {
-        if let Some(io) = &mut self.dtls_io {
-            io.mtu = mtu.clamp(64, 16384);
+        let handshaking = self.is_handshaking();
+        let (Some(d), Some(io)) = (self.core.dtls.as_mut(), self.dtls_io.as_mut()) else {
+            return;
+        };
+        io.mtu = mtu.clamp(64, 16384);
+        // A flight queued but not yet sent (the ClientHello is built when
+        // the session is created) is cut again to the new MTU; resending
+        // the whole flight is harmless if part of it already went out.
+        if handshaking && !io.out.is_empty() && !io.flight.is_empty() {
+            if let Ok(datagrams) = pack(&io.flight, &mut d.records, io.mtu) {
+                io.out.clear();
+                io.out.extend(datagrams);
+            }
         }
     }
 

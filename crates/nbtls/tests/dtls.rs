@@ -169,3 +169,116 @@ fn a_lost_server_flight_is_recovered() {
     c.send(b"after loss").unwrap();
     assert_eq!(s.recv(&mut [0u8; 32]).unwrap(), 10);
 }
+
+/// A datagram transport that records the size of every datagram it sends.
+struct Sizes {
+    inner: MemoryDatagram,
+    sent: std::rc::Rc<std::cell::RefCell<Vec<usize>>>,
+}
+
+impl nbtls::Transport for Sizes {
+    fn push(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.sent.borrow_mut().push(data.len());
+        self.inner.push(data)
+    }
+    fn pull(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.pull(buf)
+    }
+}
+
+/// Datagrams never exceed the sender's MTU, in the handshake (the
+/// certificate flight is fragmented) and after; a send of exactly
+/// `data_mtu()` fits.
+#[test]
+fn datagrams_never_exceed_the_senders_mtu() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    // (client MTU, server MTU)
+    let cases = [(104, 104), (400, 400), (1500, 1500), (1500, 400)];
+    for (cm, sm) in cases {
+        for cert in [&pki().server_ecdsa, &pki().server_rsa] {
+            let (a, b) = MemoryDatagram::pair();
+            let (c_sent, s_sent) = (
+                Rc::new(RefCell::new(Vec::new())),
+                Rc::new(RefCell::new(Vec::new())),
+            );
+            let flags = Flags::NONBLOCK | Flags::DATAGRAM;
+            let ca = Sizes {
+                inner: a,
+                sent: c_sent.clone(),
+            };
+            let sb = Sizes {
+                inner: b,
+                sent: s_sent.clone(),
+            };
+            let mut c = Session::client(Arc::new(client_config()), "localhost", ca, flags).unwrap();
+            let server = ServerConfig::new(certified_key(cert));
+            let mut s = Session::server_datagram(Arc::new(server), b"peer", sb, flags).unwrap();
+            c.set_mtu(cm);
+            s.set_mtu(sm);
+            assert_eq!((c.mtu(), s.mtu()), (cm, sm));
+            let (mut cd, mut sd) = (false, false);
+            for _ in 0..500 {
+                if !cd {
+                    match c.handshake() {
+                        Ok(()) => cd = true,
+                        Err(Error::Again) => {}
+                        Err(e) => panic!("client {cm}/{sm}: {e}"),
+                    }
+                }
+                if !sd {
+                    match s.handshake() {
+                        Ok(()) => sd = true,
+                        Err(Error::Again) => {}
+                        Err(e) => panic!("server {cm}/{sm}: {e}"),
+                    }
+                }
+                if cd && sd {
+                    break;
+                }
+            }
+            assert!(cd && sd, "handshake at {cm}/{sm}");
+            let handshake_datagrams = s_sent.borrow().len();
+            if sm <= 400 {
+                // HelloVerifyRequest, then the certificate flight cut up.
+                assert!(
+                    s_sent.borrow().len() > 4,
+                    "the server flight spans datagrams at {sm}: {:?}",
+                    s_sent.borrow()
+                );
+            }
+            let mut buf = vec![0u8; 20000];
+            full_size_datagram(&mut c, &mut s, cm, &mut buf);
+            full_size_datagram(&mut s, &mut c, sm, &mut buf);
+            let check = |who: &str, sent: &[usize], mtu: usize| {
+                let max = sent.iter().max().copied().unwrap_or(0);
+                assert!(
+                    max <= mtu,
+                    "{who} sent {max} bytes over MTU {mtu} ({cm}/{sm}): {sent:?}"
+                );
+            };
+            check("client", &c_sent.borrow(), cm);
+            check("server", &s_sent.borrow(), sm);
+            // The full-size sends filled the datagram exactly.
+            assert_eq!(*s_sent.borrow().last().unwrap(), sm);
+            assert!(s_sent.borrow().len() > handshake_datagrams);
+        }
+    }
+}
+
+/// A send of exactly `data_mtu()` goes through intact; one byte more is
+/// refused whole.
+fn full_size_datagram(
+    tx: &mut Session<Sizes>,
+    rx: &mut Session<Sizes>,
+    mtu: usize,
+    buf: &mut [u8],
+) {
+    let n = tx.data_mtu();
+    assert!(n > 0 && n < mtu, "data MTU {n} under MTU {mtu}");
+    let data: Vec<u8> = (0..n).map(|i| i as u8).collect();
+    assert_eq!(tx.send(&data).unwrap(), n);
+    assert_eq!(rx.recv(buf).unwrap(), n);
+    assert_eq!(&buf[..n], &data[..]);
+    assert_eq!(tx.send(&vec![0u8; n + 1]), Err(Error::LargePacket));
+}

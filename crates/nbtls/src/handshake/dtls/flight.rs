@@ -109,8 +109,11 @@ pub fn pack(
                 let mut off = 0;
                 loop {
                     let mut room = mtu.saturating_sub(cur.len() + per_record);
-                    // Start a new datagram rather than send a sliver.
-                    if room < body.len() - off && room < 64 && !cur.is_empty() {
+                    // Start a new datagram rather than send a sliver, or
+                    // when not even the headers fit (an empty body such as
+                    // ServerHelloDone).
+                    let sliver = room < body.len() - off && room < 64;
+                    if (sliver || cur.len() + per_record > mtu) && !cur.is_empty() {
                         out.push(std::mem::take(&mut cur));
                         room = mtu - per_record;
                     }
