@@ -1,59 +1,13 @@
 //! `nbtls client --udp` against `nbtls server --udp`: lines travel as
 //! datagrams, are echoed or counted, and both processes exit on their own.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nbtls");
-const LIMIT: Duration = Duration::from_secs(20);
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// Starts a UDP server on an ephemeral port; returns it and its address.
-fn server(mode: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", "--udp", "--once", mode])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    // The banner comes first; a dead server gives EOF, so this ends.
-    for _ in 0..5 {
-        line.clear();
-        if err.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        if let Some(rest) = line.strip_prefix("listening on ") {
-            let addr = rest.split_whitespace().next().unwrap().to_string();
-            // Keep draining stderr so the server never blocks on it.
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut err, &mut std::io::sink());
-            });
-            return (child, addr);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("server printed no address: {line:?}");
-}
-
-/// Waits for `child` at most `LIMIT`, killing it if it overruns.
-fn wait(child: &mut Child, what: &str) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if start.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use support::{server, wait, BIN};
 
 fn client(addr: &str, input: &[u8]) -> (std::process::ExitStatus, Vec<u8>) {
     let mut c = Command::new(BIN)
@@ -83,7 +37,7 @@ fn client(addr: &str, input: &[u8]) -> (std::process::ExitStatus, Vec<u8>) {
 
 #[test]
 fn udp_client_and_echo_server() {
-    let (mut srv, addr) = server("--echo");
+    let (mut srv, addr) = server(&["--udp", "--once", "--echo"]);
     let (st, out) = client(&addr, b"first line\nsecond\nthird datagram\n");
     assert!(st.success(), "client: {st}");
     assert_eq!(out, b"first line\nsecond\nthird datagram\n");
@@ -93,7 +47,7 @@ fn udp_client_and_echo_server() {
 
 #[test]
 fn udp_sink_counts_every_datagram_and_long_lines_are_cut() {
-    let (mut srv, addr) = server("--sink");
+    let (mut srv, addr) = server(&["--udp", "--once", "--sink"]);
     // A line longer than the data MTU goes out as several datagrams.
     let mut input = vec![b'x'; 3000];
     input.push(b'\n');
