@@ -13,7 +13,8 @@
 # nbtls/GnuTLS ratios. Raw output lines are kept in $RAW if set.
 #
 # Knobs (the same for all three libraries): REPS=3 HS_SECS=2 MEMBULK_MB=512
-# BULK_MB=512 MEM_N=1000. DTLS is not implemented in nbtls yet: no dtls mode.
+# BULK_MB=512 MEM_N=1000 DTLS_SECS=2 (dtls tls12-ec: DTLS 1.2 handshakes over
+# two connected UDP sockets, no cookie exchange in any of the three).
 # Not a test: scripts/test.sh does not run it.
 set -euo pipefail
 
@@ -25,6 +26,7 @@ HS_SECS="${HS_SECS:-2}"
 MEMBULK_MB="${MEMBULK_MB:-512}"
 BULK_MB="${BULK_MB:-512}"
 MEM_N="${MEM_N:-1000}"
+DTLS_SECS="${DTLS_SECS:-2}"
 
 shared="$root/../shared/bench"
 tlsperf_src="$shared/tlsperf.c"
@@ -109,6 +111,7 @@ for rep in $(seq "$REPS"); do
         for lib in "${libs[@]}"; do run "$lib" membulk "$cs" "$MEMBULK_MB" "$rep"; done
     done
     for lib in "${libs[@]}" tcp; do run "$lib" bulk tls13-ec "$BULK_MB" "$rep"; done
+    for lib in "${libs[@]}"; do run "$lib" dtls tls12-ec "$DTLS_SECS" "$rep"; done
     for cs in tls13-ec tls13-rsa; do run nbtls limit "$cs" 256 "$rep"; done
 done
 echo "== memory (deterministic: one round)" >&2
@@ -177,7 +180,7 @@ row3() {
 echo
 echo "Machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -n1); load average before/after: $load_before / $load_after"
 echo "Versions: OpenSSL $(pkg-config --modversion openssl 2>/dev/null || echo '?'), GnuTLS $(pkg-config --modversion gnutls 2>/dev/null || echo '?'), nbtls $(git -C "$root" rev-parse --short HEAD)"
-echo "Command: REPS=$REPS HS_SECS=$HS_SECS MEMBULK_MB=$MEMBULK_MB BULK_MB=$BULK_MB MEM_N=$MEM_N scripts/bench.sh (${elapsed}s of runs; medians of $REPS rounds)"
+echo "Command: REPS=$REPS HS_SECS=$HS_SECS MEMBULK_MB=$MEMBULK_MB BULK_MB=$BULK_MB MEM_N=$MEM_N DTLS_SECS=$DTLS_SECS scripts/bench.sh (${elapsed}s of runs; medians of $REPS rounds)"
 echo
 echo "| measure | better | OpenSSL | GnuTLS | nbtls | nbtls/OpenSSL | nbtls/GnuTLS |"
 echo "|---|---|---|---|---|---|---|"
@@ -208,6 +211,10 @@ row "membulk raw-crypto limit: 2 AES-128-GCM passes (seal + open in place) per 1
 row3 "bulk tls13-ec, loopback TCP: MB/s (client, after the handshake)" higher bulk tls13-ec "^bytes " MBps
 row3 "bulk tls13-ec: client CPU s per GB" lower bulk tls13-ec "^bytes " client_cpu_s_per_GB
 row3 "bulk tls13-ec: server CPU s per GB" lower bulk tls13-ec "^server_cpu" server_cpu_s_per_GB
+row3 "dtls tls12-ec: handshakes/s (both sides, one thread, UDP loopback)" higher dtls tls12-ec "^dtls_handshakes " hs_per_s
+row3 "dtls tls12-ec: CPU µs per handshake" lower dtls tls12-ec "^dtls_handshakes " cpu_us_per_hs
+row3 "dtls tls12-ec: client µs" lower dtls tls12-ec "^dtls_handshakes " client_us_per_hs
+row3 "dtls tls12-ec: server µs" lower dtls tls12-ec "^dtls_handshakes " server_us_per_hs
 for side in server client; do
     rowf "mem tls13-ec: heap B per idle session, $side" lower mem tls13-ec heap_bytes_per_session \
         "^side $side release_buffers 0 " "^side $side release_buffers 0 " "^side $side keep_peer_certificates 1 "
@@ -223,4 +230,4 @@ done
 echo
 echo "Plain TCP over loopback (tlsperf tcp bulk, no TLS): $(metric tcp bulk tls13-ec "^bytes " MBps) MB/s; client / server CPU s per GB: $(metric tcp bulk tls13-ec "^bytes " client_cpu_s_per_GB) / $(metric tcp bulk tls13-ec "^server_cpu" server_cpu_s_per_GB)."
 echo
-echo "Ratios are nbtls / other (\"better\" says which way is good). hs: tlsperf's total and per-side CPU are thread CPU time; nbtls-perf's total is process CPU (/proc/self/stat), split between the sides in the ratio of their monotonic time. membulk per CPU second: tlsperf's write+read thread CPU; nbtls-perf's process CPU. mem: nbtls counts Rust allocations exactly plus aws-lc's two AEAD contexts (2 x 592 B, C malloc); tlsperf uses mallinfo2. GnuTLS has no RELEASE_BUFFERS: its lean rows repeat the default. DTLS: not implemented in nbtls yet, not measured."
+echo "Ratios are nbtls / other (\"better\" says which way is good). hs: tlsperf's total and per-side CPU are thread CPU time; nbtls-perf's total is process CPU (/proc/self/stat), split between the sides in the ratio of their monotonic time. membulk per CPU second: tlsperf's write+read thread CPU; nbtls-perf's process CPU. mem: nbtls counts Rust allocations exactly plus aws-lc's two AEAD contexts (2 x 592 B, C malloc); tlsperf uses mallinfo2. GnuTLS has no RELEASE_BUFFERS: its lean rows repeat the default. dtls: DTLS 1.2, MTU 1400, no HelloVerifyRequest cookie exchange in any of the three (tlsperf sets none up for OpenSSL or GnuTLS; nbtls-perf turns nbtls's default cookies off with ServerConfig::dtls_cookies(None)); tlsperf's per-side figures are thread CPU, nbtls-perf's the monotonic time of each side's calls (non-blocking sockets, so no waiting inside them); idle polls (no datagram waiting on either socket: a wait of up to 5 ms), median per run, OpenSSL / GnuTLS / nbtls: $(metric openssl dtls tls12-ec "^dtls_handshakes " idle_polls) / $(metric gnutls dtls tls12-ec "^dtls_handshakes " idle_polls) / $(metric nbtls dtls tls12-ec "^dtls_handshakes " idle_polls)."
