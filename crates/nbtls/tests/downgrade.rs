@@ -14,6 +14,7 @@ use common::peers::{
     gnutls_client, gnutls_server, openssl_client, openssl_server, require_tools, tcp_connect,
     tcp_listen, Peer, TIMEOUT,
 };
+use common::tcp::expect_output;
 use common::tls::{client_config, server_config};
 use nbtls::codec::{
     put_handshake, AlertDescription, ClientHello, Codec, ExtensionType, HandshakeType,
@@ -251,14 +252,6 @@ fn connect(port: u16, config: ClientConfig) -> Result<Session<TcpStream>, Error>
         .expect("client session");
     s.set_handshake_timeout(Some(TIMEOUT));
     s.handshake().map(|()| s)
-}
-
-fn expect_output(peer: &mut Peer, needle: &str, case: &str) {
-    assert!(
-        peer.wait_for_output(needle, TIMEOUT),
-        "{case}: the peer never printed {needle:?}\n{}",
-        peer.dump()
-    );
 }
 
 /// A line from us reaches the peer's output.

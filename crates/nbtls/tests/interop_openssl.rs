@@ -35,7 +35,9 @@ use common::certs::{pki, CertFiles};
 use common::peers::{
     openssl_client, openssl_server, pick_port, require_tool, tcp_listen, Peer, TIMEOUT,
 };
-use common::tcp::{anchors, connect, serve, server_with};
+use common::tcp::{
+    anchors, connect, hex, recv_until, send_all, serve, server_with, wait_count, wait_verified,
+};
 use common::tls::{certified_key, client_config, server_config};
 use nbtls::codec::{AlertDescription, CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme};
 use nbtls::{CertStore, ClientAuth, Error, Flags, KeyLog, ServerConfig, Session, Shutdown};
@@ -76,49 +78,6 @@ fn ku_line(dir: &str, requested: bool) -> String {
 
 // ---------------------------------------------------------------------------------
 // Helpers: sessions over TCP.
-
-fn send_all<T: nbtls::Transport>(s: &mut Session<T>, mut data: &[u8]) -> Result<(), Error> {
-    while !data.is_empty() {
-        let n = s.send(data)?;
-        data = &data[n..];
-    }
-    Ok(())
-}
-
-/// Receives until the bytes so far contain `needle`; an error says what came instead.
-fn recv_until(s: &mut Session<TcpStream>, needle: &str) -> Result<Vec<u8>, String> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + TIMEOUT;
-    while !contains(&got, needle.as_bytes()) {
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "no {needle:?} within {TIMEOUT:?}; got {:?}",
-                String::from_utf8_lossy(&got)
-            ));
-        }
-        match s.recv(&mut buf) {
-            Ok(0) => {
-                return Err(format!(
-                    "close_notify before {needle:?}; got {:?}",
-                    String::from_utf8_lossy(&got)
-                ))
-            }
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => {
-                return Err(format!(
-                    "recv failed before {needle:?}: {e:?}; got {:?}",
-                    String::from_utf8_lossy(&got)
-                ))
-            }
-        }
-    }
-    Ok(got)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
 
 /// One line each way: ours must show up in the peer's output, the peer's (written to
 /// its stdin) must come out of our `recv`. The lines start with letters that are no
@@ -205,10 +164,6 @@ fn leaf_pem_body(files: &CertFiles) -> String {
     pem_body(&text).expect("leaf pem body")
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn our_export(s: &Session<TcpStream>) -> String {
     let mut out = vec![0u8; EXPORT_LEN.parse().expect("length")];
     // OpenSSL exports without a context, which TLS 1.3 treats as an empty one.
@@ -259,14 +214,6 @@ fn s_client(port: u16, extra: &[&str]) -> Peer {
     ];
     args.extend_from_slice(extra);
     openssl_client(port, &args)
-}
-
-fn wait_verified(peer: &mut Peer, case: &str) {
-    assert!(
-        peer.wait_for_output("Verify return code: 0 (ok)", TIMEOUT),
-        "{case}: s_client did not finish a verified handshake\n{}",
-        peer.dump()
-    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -767,18 +714,6 @@ fn hello_retry_both_roles() {
 
 // ---------------------------------------------------------------------------------
 // 8: KeyUpdate.
-
-/// Waits until `needle` occurs at least `n` times in the peer's output.
-fn wait_count(peer: &mut Peer, needle: &str, n: usize) -> bool {
-    let deadline = Instant::now() + TIMEOUT;
-    while peer.count_output(needle) < n {
-        if Instant::now() >= deadline || !peer.is_running() {
-            return peer.count_output(needle) >= n;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    true
-}
 
 /// The KeyUpdate script against a peer run with `-msg`: OpenSSL sends `k`, then `K`
 /// (we must answer once), then we send KeyUpdate(update_requested) (it must answer);

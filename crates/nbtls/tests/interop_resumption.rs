@@ -34,6 +34,7 @@ use common::peers::{
     tcp_listen, Peer, TIMEOUT,
 };
 use common::tcp::accept;
+use common::tcp::{expect_output, recv_until, send_all};
 use common::tls::{certified_key, client_config, server_config};
 use nbtls::codec::{CipherSuite, ProtocolVersion};
 use nbtls::{
@@ -120,41 +121,6 @@ fn serve(
     (s, r)
 }
 
-fn send_all(s: &mut Session<TcpStream>, mut data: &[u8]) -> Result<(), Error> {
-    while !data.is_empty() {
-        let n = s.send(data)?;
-        data = &data[n..];
-    }
-    Ok(())
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Receives until the bytes so far contain `needle`; an error says what came instead.
-fn recv_until(s: &mut Session<TcpStream>, needle: &str) -> Result<Vec<u8>, String> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + TIMEOUT;
-    while !contains(&got, needle.as_bytes()) {
-        if Instant::now() >= deadline {
-            return Err(format!("no {needle:?} within {TIMEOUT:?}"));
-        }
-        match s.recv(&mut buf) {
-            Ok(0) => return Err(format!("close_notify before {needle:?}")),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => {
-                return Err(format!(
-                    "recv failed before {needle:?}: {e:?}; got {:?}",
-                    String::from_utf8_lossy(&got)
-                ))
-            }
-        }
-    }
-    Ok(got)
-}
-
 /// One line each way with a peer that sends its stdin and prints what it receives
 /// (s_server, s_client, gnutls-cli). Lines start with letters that are no OpenSSL
 /// stdin command.
@@ -178,14 +144,6 @@ fn echo(s: &mut Session<TcpStream>, peer: &Peer, case: &str) {
     if let Err(e) = recv_until(s, &line) {
         panic!("{case}: {e}\n{}", peer.dump());
     }
-}
-
-fn expect_output(peer: &mut Peer, needle: &str, case: &str) {
-    assert!(
-        peer.wait_for_output(needle, TIMEOUT),
-        "{case}: the peer never printed {needle:?}\n{}",
-        peer.dump()
-    );
 }
 
 /// The peer closes (stdin EOF: close_notify), we read it and answer, and the peer

@@ -14,7 +14,10 @@ use common::peers::{
     gnutls_client, gnutls_server, openssl_client, openssl_server, require_tools, tcp_connect,
     tcp_listen, Peer, TIMEOUT,
 };
-use common::tcp::{accept, anchors, server_with};
+use common::tcp::{
+    accept, anchors, expect_output, hex, recv_until, send_all, server_with, wait_count,
+    wait_verified,
+};
 use common::tls::{certified_key, client_config};
 use nbtls::codec::{AlertDescription, CipherSuite, NamedGroup, ProtocolVersion};
 use nbtls::{ClientAuth, ClientConfig, Error, Flags, ServerConfig, Session};
@@ -48,41 +51,6 @@ fn serve(
     (s, r)
 }
 
-fn send_all(s: &mut Session<TcpStream>, mut data: &[u8]) -> Result<(), Error> {
-    while !data.is_empty() {
-        let n = s.send(data)?;
-        data = &data[n..];
-    }
-    Ok(())
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Receives until the bytes so far contain `needle`; an error says what came instead.
-fn recv_until(s: &mut Session<TcpStream>, needle: &str) -> Result<Vec<u8>, String> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + TIMEOUT;
-    while !contains(&got, needle.as_bytes()) {
-        if Instant::now() >= deadline {
-            return Err(format!("no {needle:?} within {TIMEOUT:?}"));
-        }
-        match s.recv(&mut buf) {
-            Ok(0) => return Err(format!("close_notify before {needle:?}")),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => {
-                return Err(format!(
-                    "recv failed before {needle:?}: {e:?}; got {:?}",
-                    String::from_utf8_lossy(&got)
-                ))
-            }
-        }
-    }
-    Ok(got)
-}
-
 /// One line each way with a peer that sends its stdin and prints what it receives
 /// (s_server, s_client, gnutls-cli). The lines start with letters that are no
 /// OpenSSL stdin command.
@@ -101,18 +69,6 @@ fn exchange(s: &mut Session<TcpStream>, peer: &mut Peer, case: &str) {
     if let Err(e) = recv_until(s, &theirs) {
         panic!("{case}: {e}\n{}", peer.dump());
     }
-}
-
-/// Waits until `needle` occurs at least `n` times in the peer's output.
-fn wait_count(peer: &mut Peer, needle: &str, n: usize) -> bool {
-    let deadline = Instant::now() + TIMEOUT;
-    while peer.count_output(needle) < n {
-        if Instant::now() >= deadline || !peer.is_running() {
-            return peer.count_output(needle) >= n;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    true
 }
 
 /// `s_server -tls1_2` presenting `files`, with `extra` arguments.
@@ -140,18 +96,6 @@ fn s_client(port: u16, extra: &[&str]) -> Peer {
     ];
     args.extend_from_slice(extra);
     openssl_client(port, &args)
-}
-
-fn wait_verified(peer: &mut Peer, case: &str) {
-    assert!(
-        peer.wait_for_output("Verify return code: 0 (ok)", TIMEOUT),
-        "{case}: s_client did not finish a verified handshake\n{}",
-        peer.dump()
-    );
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 const EXPORT_LABEL: &str = "EXPERIMENTAL-nbtls-tls12";
@@ -267,14 +211,6 @@ fn echo(s: &mut Session<TcpStream>, peer: &Peer, case: &str) {
     if let Err(e) = recv_until(s, &line) {
         panic!("{case}: {e}\n{}", peer.dump());
     }
-}
-
-fn expect_output(peer: &mut Peer, needle: &str, case: &str) {
-    assert!(
-        peer.wait_for_output(needle, TIMEOUT),
-        "{case}: the peer never printed {needle:?}\n{}",
-        peer.dump()
-    );
 }
 
 // ---------------------------------------------------------------------------------

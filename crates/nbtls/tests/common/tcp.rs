@@ -69,3 +69,78 @@ pub fn accept(listener: &TcpListener, peer: &mut Peer) -> TcpStream {
         }
     }
 }
+
+pub fn send_all<T: nbtls::Transport>(s: &mut Session<T>, mut data: &[u8]) -> Result<(), Error> {
+    while !data.is_empty() {
+        let n = s.send(data)?;
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Receives until the bytes so far contain `needle`; an error says what came instead.
+pub fn recv_until(s: &mut Session<TcpStream>, needle: &str) -> Result<Vec<u8>, String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + TIMEOUT;
+    while !contains(&got, needle.as_bytes()) {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no {needle:?} within {TIMEOUT:?}; got {:?}",
+                String::from_utf8_lossy(&got)
+            ));
+        }
+        match s.recv(&mut buf) {
+            Ok(0) => {
+                return Err(format!(
+                    "close_notify before {needle:?}; got {:?}",
+                    String::from_utf8_lossy(&got)
+                ))
+            }
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                return Err(format!(
+                    "recv failed before {needle:?}: {e:?}; got {:?}",
+                    String::from_utf8_lossy(&got)
+                ))
+            }
+        }
+    }
+    Ok(got)
+}
+
+pub fn expect_output(peer: &mut Peer, needle: &str, case: &str) {
+    assert!(
+        peer.wait_for_output(needle, TIMEOUT),
+        "{case}: the peer never printed {needle:?}\n{}",
+        peer.dump()
+    );
+}
+
+/// Waits until `needle` occurs at least `n` times in the peer's output.
+pub fn wait_count(peer: &mut Peer, needle: &str, n: usize) -> bool {
+    let deadline = Instant::now() + TIMEOUT;
+    while peer.count_output(needle) < n {
+        if Instant::now() >= deadline || !peer.is_running() {
+            return peer.count_output(needle) >= n;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn wait_verified(peer: &mut Peer, case: &str) {
+    assert!(
+        peer.wait_for_output("Verify return code: 0 (ok)", TIMEOUT),
+        "{case}: s_client did not finish a verified handshake\n{}",
+        peer.dump()
+    );
+}
