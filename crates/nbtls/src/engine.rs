@@ -433,15 +433,7 @@ impl Engine {
         if n == 0 {
             return Ok(0);
         }
-        let r = self.core.record.seal(
-            ContentType::APPLICATION_DATA,
-            &data[..n],
-            self.core.out.buf_mut(),
-        );
-        if let Err(e) = r {
-            return Err(self.fail(e));
-        }
-        self.core.out.commit(n);
+        self.seal_app_record(&data[..n])?;
         self.core.early_write = Some(left - n);
         Ok(n)
     }
@@ -666,16 +658,23 @@ impl Engine {
         }
         self.before_app_record()?;
         let n = data.len().min(self.core.record.send_fragment);
+        self.seal_app_record(&data[..n])?;
+        Ok(n)
+    }
+
+    /// Seals one application-data record and queues it as carrying
+    /// `payload.len()` plaintext bytes.
+    fn seal_app_record(&mut self, payload: &[u8]) -> Result<()> {
         let r = self.core.record.seal(
             ContentType::APPLICATION_DATA,
-            &data[..n],
+            payload,
             self.core.out.buf_mut(),
         );
         if let Err(e) = r {
             return Err(self.fail(e));
         }
-        self.core.out.commit(n);
-        Ok(n)
+        self.core.out.commit(payload.len());
+        Ok(())
     }
 
     /// Queues owed or due KeyUpdates before an application record.

@@ -67,52 +67,53 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
 }
 
-/// Waits for readability with a read timeout and `peek`, restoring the
-/// socket's settings after.
-macro_rules! socket_transport {
-    ($t:ty) => {
-        impl Transport for $t {
-            fn push(&mut self, data: &[u8]) -> io::Result<usize> {
-                self.write(data)
-            }
-            fn push_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-                self.write_vectored(bufs)
-            }
-            fn pull(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                self.read(buf)
-            }
-            fn pull_timeout(&mut self, timeout: Duration) -> io::Result<bool> {
-                let before = self.read_timeout()?;
-                let mut probe = [0u8; 1];
-                let r = if timeout.is_zero() {
-                    self.set_nonblocking(true)?;
-                    let r = self.peek(&mut probe);
-                    self.set_nonblocking(false)?;
-                    r
-                } else {
-                    self.set_read_timeout(Some(timeout))?;
-                    let r = self.peek(&mut probe);
-                    self.set_read_timeout(before)?;
-                    r
-                };
-                match r {
-                    Ok(_) => Ok(true),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        Ok(false)
-                    }
-                    Err(e) => Err(e),
+/// `pull_timeout` for std sockets: waits for readability with a read
+/// timeout (or a non-blocking probe for zero) and `peek`, restoring the
+/// socket's settings after. A datagram larger than the probe still counts.
+macro_rules! peek_pull_timeout {
+    () => {
+        fn pull_timeout(&mut self, timeout: Duration) -> io::Result<bool> {
+            let before = self.read_timeout()?;
+            let mut probe = [0u8; 1];
+            let r = if timeout.is_zero() {
+                self.set_nonblocking(true)?;
+                let r = self.peek(&mut probe);
+                self.set_nonblocking(false)?;
+                r
+            } else {
+                self.set_read_timeout(Some(timeout))?;
+                let r = self.peek(&mut probe);
+                self.set_read_timeout(before)?;
+                r
+            };
+            match r {
+                Ok(_) => Ok(true),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    Ok(false)
                 }
+                Err(e) => Err(e),
             }
         }
     };
 }
 
-socket_transport!(TcpStream);
+impl Transport for TcpStream {
+    fn push(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write(data)
+    }
+    fn push_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vectored(bufs)
+    }
+    fn pull(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read(buf)
+    }
+    peek_pull_timeout!();
+}
 
 /// Unix stream sockets. `pull_timeout` is not supported (std has no peek
 /// for them yet): use `Flags::NONBLOCK` and the caller's poll for timeouts.
@@ -182,34 +183,7 @@ impl Transport for std::net::UdpSocket {
     fn pull(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.recv(buf)
     }
-    fn pull_timeout(&mut self, timeout: Duration) -> io::Result<bool> {
-        let before = self.read_timeout()?;
-        let mut probe = [0u8; 1];
-        let r = if timeout.is_zero() {
-            self.set_nonblocking(true)?;
-            let r = self.peek(&mut probe);
-            self.set_nonblocking(false)?;
-            r
-        } else {
-            self.set_read_timeout(Some(timeout))?;
-            let r = self.peek(&mut probe);
-            self.set_read_timeout(before)?;
-            r
-        };
-        match r {
-            // A datagram larger than the probe still counts as data.
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
+    peek_pull_timeout!();
 }
 
 /// One end of an in-memory datagram pair (for tests): each push is one
