@@ -4,7 +4,9 @@
 //! `AsyncRead + AsyncWrite + Unpin` transport (a `TcpStream`, one end of
 //! `tokio::io::duplex`, a hyper upgrade, ...) and give a [`TlsStream`].
 //! [`LazyConfigAcceptor`] stops at the ClientHello so a server can pick
-//! its configuration by SNI or ALPN. DTLS is not covered here.
+//! its configuration by SNI or ALPN. [`DtlsConnector`] and [`DtlsAcceptor`]
+//! give a [`DtlsStream`]: DTLS 1.2 over a connected `UdpSocket`, its
+//! retransmission timer carried by `tokio::time`.
 //!
 //! ```no_run
 //! # async fn demo(config: std::sync::Arc<nbtls::ClientConfig>) -> std::io::Result<()> {
@@ -25,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod dtls;
 mod lazy;
 mod stream;
 
@@ -43,6 +46,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 
 use crate::conn::{io_error, Conn};
+pub use crate::dtls::{DatagramIo, DtlsAcceptor, DtlsConnector, DtlsStream};
 pub use crate::lazy::{LazyConfigAcceptor, StartHandshake};
 pub use crate::stream::{ReadHalf, TlsStream, WriteHalf};
 pub use nbtls;
