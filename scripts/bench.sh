@@ -13,7 +13,7 @@
 # nbtls/GnuTLS ratios. Raw output lines are kept in $RAW if set.
 #
 # Knobs (the same for all three libraries): REPS=3 HS_SECS=2 MEMBULK_MB=512
-# BULK_MB=512 MEM_N=1000 DTLS_SECS=2 (dtls tls12-ec: DTLS 1.2 handshakes over
+# BULK_MB=512 MEM_N=1000 DTLS_SECS=2 PROXY_MB=512 (dtls tls12-ec: DTLS 1.2 handshakes over
 # two connected UDP sockets, no cookie exchange in any of the three).
 # Not a test: scripts/test.sh does not run it.
 set -euo pipefail
@@ -27,6 +27,7 @@ MEMBULK_MB="${MEMBULK_MB:-512}"
 BULK_MB="${BULK_MB:-512}"
 MEM_N="${MEM_N:-1000}"
 DTLS_SECS="${DTLS_SECS:-2}"
+PROXY_MB="${PROXY_MB:-512}"
 
 shared="$root/../shared/bench"
 tlsperf_src="$shared/tlsperf.c"
@@ -82,7 +83,7 @@ bash "$work/gen-certs.sh" >/dev/null 2>&1 || { echo "error: gen-certs.sh failed"
 export CERTS="$work/certs"
 
 echo "== building nbtls-perf (release)" >&2
-cargo build --release -p nbtls-perf >&2
+cargo build --release -p nbtls-perf -p tlsproxy >&2
 nbperf="${CARGO_TARGET_DIR:-$root/target}/release/nbtls-perf"
 
 # run LIB MODE CASE ARG REP: output lines tagged "LIB|MODE|CASE|REP|line".
@@ -113,6 +114,7 @@ for rep in $(seq "$REPS"); do
     for lib in "${libs[@]}" tcp; do run "$lib" bulk tls13-ec "$BULK_MB" "$rep"; done
     for lib in "${libs[@]}"; do run "$lib" dtls tls12-ec "$DTLS_SECS" "$rep"; done
     for cs in tls13-ec tls13-rsa; do run nbtls limit "$cs" 256 "$rep"; done
+    for chain in tcp tlsproxy; do run nbtls proxy "$chain" "$PROXY_MB" "$rep"; done
 done
 echo "== memory (deterministic: one round)" >&2
 for lib in "${libs[@]}"; do run "$lib" mem tls13-ec "$MEM_N" 1; done
@@ -180,7 +182,7 @@ row3() {
 echo
 echo "Machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -n1); load average before/after: $load_before / $load_after"
 echo "Versions: OpenSSL $(pkg-config --modversion openssl 2>/dev/null || echo '?'), GnuTLS $(pkg-config --modversion gnutls 2>/dev/null || echo '?'), nbtls $(git -C "$root" rev-parse --short HEAD)"
-echo "Command: REPS=$REPS HS_SECS=$HS_SECS MEMBULK_MB=$MEMBULK_MB BULK_MB=$BULK_MB MEM_N=$MEM_N DTLS_SECS=$DTLS_SECS scripts/bench.sh (${elapsed}s of runs; medians of $REPS rounds)"
+echo "Command: REPS=$REPS HS_SECS=$HS_SECS MEMBULK_MB=$MEMBULK_MB BULK_MB=$BULK_MB MEM_N=$MEM_N DTLS_SECS=$DTLS_SECS PROXY_MB=$PROXY_MB scripts/bench.sh (${elapsed}s of runs; medians of $REPS rounds)"
 echo
 echo "| measure | better | OpenSSL | GnuTLS | nbtls | nbtls/OpenSSL | nbtls/GnuTLS |"
 echo "|---|---|---|---|---|---|---|"
@@ -231,3 +233,17 @@ echo
 echo "Plain TCP over loopback (tlsperf tcp bulk, no TLS): $(metric tcp bulk tls13-ec "^bytes " MBps) MB/s; client / server CPU s per GB: $(metric tcp bulk tls13-ec "^bytes " client_cpu_s_per_GB) / $(metric tcp bulk tls13-ec "^server_cpu" server_cpu_s_per_GB)."
 echo
 echo "Ratios are nbtls / other (\"better\" says which way is good). hs: tlsperf's total and per-side CPU are thread CPU time; nbtls-perf's total is process CPU (/proc/self/stat), split between the sides in the ratio of their monotonic time. membulk per CPU second: tlsperf's write+read thread CPU; nbtls-perf's process CPU. mem: nbtls counts Rust allocations exactly plus aws-lc's two AEAD contexts (2 x 592 B, C malloc); tlsperf uses mallinfo2. GnuTLS has no RELEASE_BUFFERS: its lean rows repeat the default. dtls: DTLS 1.2, MTU 1400, no HelloVerifyRequest cookie exchange in any of the three (tlsperf sets none up for OpenSSL or GnuTLS; nbtls-perf turns nbtls's default cookies off with ServerConfig::dtls_cookies(None)); tlsperf's per-side figures are thread CPU, nbtls-perf's the monotonic time of each side's calls (non-blocking sockets, so no waiting inside them); idle polls (no datagram waiting on either socket: a wait of up to 5 ms), median per run, OpenSSL / GnuTLS / nbtls: $(metric openssl dtls tls12-ec "^dtls_handshakes " idle_polls) / $(metric gnutls dtls tls12-ec "^dtls_handshakes " idle_polls) / $(metric nbtls dtls tls12-ec "^dtls_handshakes " idle_polls)."
+echo
+echo "tlsproxy beside a plain TCP relay (nbtls-perf proxy: load -> hop 1 -> hop 2 -> echo on loopback; tlsproxy hops speak TLS 1.3 to each other, one event-loop thread each; the relay copies with two threads per connection):"
+echo
+echo "| measure | better | plain TCP relay | tlsproxy | tlsproxy/relay |"
+echo "|---|---|---|---|---|"
+prow() {
+    local a b
+    a="$(metric nbtls proxy tcp "^proxy " "$3")"; b="$(metric nbtls proxy tlsproxy "^proxy " "$3")"
+    printf '| %s | %s | %s | %s | %s |\n' "$1" "$2" "$a" "$b" "$(ratio "$b" "$a")"
+}
+prow "throughput, one connection, each way: MB/s" higher MBps
+prow "hops' CPU s per GB relayed" lower hops_cpu_s_per_GB
+prow "connections/s (4 client threads, 64 B there and back; TLS: a full handshake each)" higher conns_per_s
+prow "hops' CPU µs per connection" lower hops_cpu_us_per_conn

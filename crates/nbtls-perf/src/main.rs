@@ -23,6 +23,8 @@
 //!     limit MBYTES  raw-crypto limits with aws-lc-rs: two AES-128-GCM passes
 //!                   (seal + open in place) per 16 KiB, and the asymmetric
 //!                   operations of one handshake of CASE.
+//!   `proxy tcp|tlsproxy MBYTES`: tlsproxy beside a plain TCP relay (see
+//!   proxy.rs).
 //!   env: CERTS=dir (default: dir of this binary + /certs), NOTICKETS=1, CHUNK
 //!
 //! Differences from tlsperf, all small: per-side and write/read splits are
@@ -50,6 +52,8 @@ use std::time::{Duration, Instant};
 use nbtls::codec::{CipherSuite, NamedGroup};
 use nbtls::{ClientConfig, Error, Flags, ServerConfig, Session, Transport};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+mod proxy;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -835,7 +839,7 @@ fn limit_hs(case: Case, secs: f64) {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: nbtls-perf [nbtls] hs|mem|membulk|bulk|dtls|limit tls13-ec|tls12-ec|tls13-rsa|tls12-rsa ARG"
+        "usage: nbtls-perf [nbtls] hs|mem|membulk|bulk|dtls|limit tls13-ec|tls12-ec|tls13-rsa|tls12-rsa ARG\n       nbtls-perf proxy tcp|tlsproxy MBYTES"
     );
     std::process::exit(2)
 }
@@ -854,6 +858,14 @@ fn main() {
         usage();
     }
     let (mode, case_name, a) = (args[0].as_str(), args[1].as_str(), args[2].as_str());
+    match mode {
+        "proxy" => return proxy::mode_proxy(case_name, arg(a)),
+        "relay" => {
+            let up = args.get(3).map(|p| arg(p)).unwrap_or_else(|| usage());
+            return proxy::run_relay(arg(a), up);
+        }
+        _ => {}
+    }
     let case = Case::parse(case_name);
     match mode {
         "hs" => mode_hs(case, arg(a)),
