@@ -28,6 +28,9 @@ pub(crate) struct DtlsIo {
     app: VecDeque<Vec<u8>>,
     /// Our last flight, for retransmission.
     flight: Vec<FlightItem>,
+    /// `flight` ended the handshake: it is resent whenever the peer
+    /// repeats its own last flight (§4.2.4).
+    last_flight: bool,
     timer: RetransmitTimer,
     pub(crate) mtu: usize,
     /// Datagrams that were empty or held no valid record.
@@ -40,6 +43,7 @@ impl DtlsIo {
             out: VecDeque::new(),
             app: VecDeque::new(),
             flight: Vec::new(),
+            last_flight: false,
             timer: RetransmitTimer::new(Duration::from_secs(1), Duration::from_secs(60)),
             mtu: DEFAULT_MTU,
             dropped: 0,
@@ -100,6 +104,7 @@ impl Engine {
             return Ok(());
         }
         io.flight = items;
+        io.last_flight = !handshaking;
         // The flight that ends the handshake waits for no answer: it is
         // resent only when the peer repeats its own (§4.2.4).
         if handshaking {
@@ -200,6 +205,16 @@ impl Engine {
         if !any {
             if let Some(io) = &mut self.dtls_io {
                 io.dropped += 1;
+            }
+        }
+        let done = !self.is_handshaking();
+        if let Some(io) = &mut self.dtls_io {
+            if done && !io.last_flight && !io.flight.is_empty() {
+                // The peer's flight ended the handshake, so it had ours:
+                // answering its retransmissions with ours would only make
+                // both sides echo each other for ever.
+                io.flight.clear();
+                io.timer.stop();
             }
         }
         // The peer repeating its flight means ours was lost (§4.2.4).
