@@ -100,11 +100,15 @@ impl Engine {
         }
         let items = std::mem::take(&mut d.pending);
         io.out.extend(pack(&items, &mut d.records, io.mtu)?);
-        if std::mem::take(&mut d.stateless) {
-            return Ok(());
-        }
+        let stateless = std::mem::take(&mut d.stateless);
         io.flight = items;
         io.last_flight = !handshaking;
+        // A HelloVerifyRequest runs no timer, but a repeated ClientHello
+        // (ours was lost) gets it again: the reassembler already passed
+        // that message_seq, so the handshake would not answer it.
+        if stateless {
+            return Ok(());
+        }
         // The flight that ends the handshake waits for no answer: it is
         // resent only when the peer repeats its own (§4.2.4).
         if handshaking {
