@@ -31,6 +31,9 @@ pub(crate) struct DtlsIo {
     /// `flight` ended the handshake: it is resent whenever the peer
     /// repeats its own last flight (§4.2.4).
     last_flight: bool,
+    /// The peer's ChangeCipherSpec arrived and waits for the messages
+    /// before it (records may be reordered).
+    peer_ccs: bool,
     timer: RetransmitTimer,
     pub(crate) mtu: usize,
     /// Datagrams that were empty or held no valid record.
@@ -44,6 +47,7 @@ impl DtlsIo {
             app: VecDeque::new(),
             flight: Vec::new(),
             last_flight: false,
+            peer_ccs: false,
             timer: RetransmitTimer::new(Duration::from_secs(1), Duration::from_secs(60)),
             mtu: DEFAULT_MTU,
             dropped: 0,
@@ -182,10 +186,14 @@ impl Engine {
             any = true;
             let plain = &body[range];
             match typ {
-                ContentType::CHANGE_CIPHER_SPEC
-                    if plain == [1] && self.core.pending_read.is_some() =>
-                {
-                    self.core.peer_ccs()?;
+                ContentType::CHANGE_CIPHER_SPEC if plain == [1] && self.is_handshaking() => {
+                    // It may have overtaken messages sent before it under
+                    // the old epoch: switching now would make them (and
+                    // their retransmissions) unreadable. It waits for them.
+                    if let Some(io) = &mut self.dtls_io {
+                        io.peer_ccs = true;
+                    }
+                    self.apply_peer_ccs()?;
                 }
                 ContentType::ALERT if plain.len() == 2 => {
                     let (level, desc) = (AlertLevel(plain[0]), AlertDescription(plain[1]));
@@ -228,6 +236,30 @@ impl Engine {
         self.send_flight()
     }
 
+    /// Switches the read epoch at the peer's ChangeCipherSpec once every
+    /// message before its Finished was taken.
+    fn apply_peer_ccs(&mut self) -> Result<()> {
+        use crate::handshake::tls12::{client::Client12, server::Server12};
+        let awaits_finished = match &self.machine {
+            Machine::Client(ClientState::Tls12(c)) => matches!(**c, Client12::WaitFinished(_)),
+            Machine::Server(ServerState::Tls12(s)) => {
+                matches!(
+                    **s,
+                    Server12::WaitFinished(_) | Server12::WaitResumedFinished(_)
+                )
+            }
+            _ => false,
+        };
+        let Some(io) = &mut self.dtls_io else {
+            return Ok(());
+        };
+        if io.peer_ccs && awaits_finished && self.core.pending_read.is_some() {
+            io.peer_ccs = false;
+            self.core.peer_ccs()?;
+        }
+        Ok(())
+    }
+
     /// Returns whether the peer was retransmitting an old flight.
     fn feed_fragments(&mut self, mut plain: &[u8]) -> Result<bool> {
         let mut repeated = false;
@@ -251,6 +283,7 @@ impl Engine {
             }
             while let Some(msg) = self.core.dtls.as_mut().and_then(|d| d.reasm.next_message()) {
                 self.dtls_message(&msg)?;
+                self.apply_peer_ccs()?;
             }
         }
         // Bytes left that are no fragment (cut short, or reaching past
