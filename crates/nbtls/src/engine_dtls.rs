@@ -23,6 +23,13 @@ use crate::record::dtls::{DtlsHeader, DTLS_HEADER_LEN};
 /// Default path MTU (DESIGN.md §3).
 pub const DEFAULT_MTU: usize = 1200;
 
+/// Smaller sizes a flight is cut to, one step per retransmission, once
+/// [`BACKOFF_AFTER`] retransmissions went unanswered (RFC 6347 §4.1.1.1):
+/// the common tunnel MTU, the IPv4 minimum datagram (576) less its IP and
+/// UDP headers, and a floor that still fits every record header.
+const BACKOFF_MTUS: [usize; 3] = [1200, 548, 256];
+const BACKOFF_AFTER: u32 = 2;
+
 pub(crate) struct DtlsIo {
     out: VecDeque<Vec<u8>>,
     app: VecDeque<Vec<u8>>,
@@ -36,6 +43,11 @@ pub(crate) struct DtlsIo {
     peer_ccs: bool,
     timer: RetransmitTimer,
     pub(crate) mtu: usize,
+    /// Handshake flights are cut to this size (below `mtu`) after
+    /// retransmissions went unanswered; it stays for the rest of the
+    /// connection's flights, and `set_mtu` clears it. Application
+    /// datagrams keep the caller's MTU (`data_mtu()` is the caller's to set).
+    backoff_mtu: Option<usize>,
     /// Datagrams that were empty or held no valid record.
     pub(crate) dropped: u64,
 }
@@ -50,7 +62,21 @@ impl DtlsIo {
             peer_ccs: false,
             timer: RetransmitTimer::new(Duration::from_secs(1), Duration::from_secs(60)),
             mtu: DEFAULT_MTU,
+            backoff_mtu: None,
             dropped: 0,
+        }
+    }
+
+    /// The size handshake flights are cut to: never over the caller's MTU.
+    fn flight_mtu(&self) -> usize {
+        self.backoff_mtu.map_or(self.mtu, |b| b.min(self.mtu))
+    }
+
+    /// One step down the back-off sizes, if one is below the current one.
+    fn step_down(&mut self) {
+        let cur = self.flight_mtu();
+        if let Some(&next) = BACKOFF_MTUS.iter().find(|&&m| m < cur) {
+            self.backoff_mtu = Some(next);
         }
     }
 }
@@ -103,7 +129,8 @@ impl Engine {
             return Ok(());
         }
         let items = std::mem::take(&mut d.pending);
-        io.out.extend(pack(&items, &mut d.records, io.mtu)?);
+        io.out
+            .extend(pack(&items, &mut d.records, io.flight_mtu())?);
         let stateless = std::mem::take(&mut d.stateless);
         io.flight = items;
         io.last_flight = !handshaking;
@@ -128,7 +155,8 @@ impl Engine {
             return Ok(());
         };
         if !io.flight.is_empty() {
-            io.out.extend(pack(&io.flight, &mut d.records, io.mtu)?);
+            io.out
+                .extend(pack(&io.flight, &mut d.records, io.flight_mtu())?);
         }
         Ok(())
     }
@@ -148,6 +176,12 @@ impl Engine {
             .is_some_and(|io| io.timer.expired(now))
         {
             return Ok(());
+        }
+        if let Some(io) = &mut self.dtls_io {
+            // Repeated silence may be a path that drops large datagrams.
+            if io.timer.retransmissions() >= BACKOFF_AFTER {
+                io.step_down();
+            }
         }
         self.resend_flight()?;
         if let Some(io) = &mut self.dtls_io {
@@ -181,6 +215,16 @@ impl Engine {
                 break;
             };
             let Some((typ, range)) = d.records.open(&hdr, &mut body) else {
+                // Forged records are dropped, but only so many per key
+                // (RFC 9147 §4.5.3): past that the session ends.
+                if d.records
+                    .integrity_limit_reached(self.common.limits.max_aead_failures)
+                {
+                    return Err(Error::LimitExceeded {
+                        alert: AlertDescription::BAD_RECORD_MAC,
+                        limit: "AEAD integrity limit (records failing authentication)",
+                    });
+                }
                 continue;
             };
             any = true;
@@ -349,6 +393,7 @@ impl Engine {
             return;
         };
         io.mtu = mtu.clamp(64, 16384);
+        io.backoff_mtu = None;
         // A flight queued but not yet sent (the ClientHello is built when
         // the session is created) is cut again to the new MTU; resending
         // the whole flight is harmless if part of it already went out.
