@@ -118,6 +118,10 @@ pub struct Limits {
     pub max_key_updates: u32,
     /// NewSessionTickets kept per connection.
     pub max_tickets: usize,
+    /// DTLS: records failing authentication under one read key at which
+    /// the session ends (`LimitExceeded`, RFC 9147 §4.5.3). The AEAD's own
+    /// integrity limit (2^36) applies when it is lower.
+    pub max_aead_failures: u64,
 }
 
 impl Default for Limits {
@@ -128,6 +132,7 @@ impl Default for Limits {
             max_empty_records: 32,
             max_key_updates: 32,
             max_tickets: 8,
+            max_aead_failures: 1 << 36,
         }
     }
 }

@@ -23,13 +23,31 @@ use crate::record::dtls::{DtlsHeader, DTLS_HEADER_LEN};
 /// Default path MTU (DESIGN.md §3).
 pub const DEFAULT_MTU: usize = 1200;
 
+/// Smaller sizes a flight is cut to, one step per retransmission, once
+/// [`BACKOFF_AFTER`] retransmissions went unanswered (RFC 6347 §4.1.1.1):
+/// the common tunnel MTU, the IPv4 minimum datagram (576) less its IP and
+/// UDP headers, and a floor that still fits every record header.
+const BACKOFF_MTUS: [usize; 3] = [1200, 548, 256];
+const BACKOFF_AFTER: u32 = 2;
+
 pub(crate) struct DtlsIo {
     out: VecDeque<Vec<u8>>,
     app: VecDeque<Vec<u8>>,
     /// Our last flight, for retransmission.
     flight: Vec<FlightItem>,
+    /// `flight` ended the handshake: it is resent whenever the peer
+    /// repeats its own last flight (§4.2.4).
+    last_flight: bool,
+    /// The peer's ChangeCipherSpec arrived and waits for the messages
+    /// before it (records may be reordered).
+    peer_ccs: bool,
     timer: RetransmitTimer,
     pub(crate) mtu: usize,
+    /// Handshake flights are cut to this size (below `mtu`) after
+    /// retransmissions went unanswered; it stays for the rest of the
+    /// connection's flights, and `set_mtu` clears it. Application
+    /// datagrams keep the caller's MTU (`data_mtu()` is the caller's to set).
+    backoff_mtu: Option<usize>,
     /// Datagrams that were empty or held no valid record.
     pub(crate) dropped: u64,
 }
@@ -40,9 +58,25 @@ impl DtlsIo {
             out: VecDeque::new(),
             app: VecDeque::new(),
             flight: Vec::new(),
+            last_flight: false,
+            peer_ccs: false,
             timer: RetransmitTimer::new(Duration::from_secs(1), Duration::from_secs(60)),
             mtu: DEFAULT_MTU,
+            backoff_mtu: None,
             dropped: 0,
+        }
+    }
+
+    /// The size handshake flights are cut to: never over the caller's MTU.
+    fn flight_mtu(&self) -> usize {
+        self.backoff_mtu.map_or(self.mtu, |b| b.min(self.mtu))
+    }
+
+    /// One step down the back-off sizes, if one is below the current one.
+    fn step_down(&mut self) {
+        let cur = self.flight_mtu();
+        if let Some(&next) = BACKOFF_MTUS.iter().find(|&&m| m < cur) {
+            self.backoff_mtu = Some(next);
         }
     }
 }
@@ -95,11 +129,17 @@ impl Engine {
             return Ok(());
         }
         let items = std::mem::take(&mut d.pending);
-        io.out.extend(pack(&items, &mut d.records, io.mtu)?);
-        if std::mem::take(&mut d.stateless) {
+        io.out
+            .extend(pack(&items, &mut d.records, io.flight_mtu())?);
+        let stateless = std::mem::take(&mut d.stateless);
+        io.flight = items;
+        io.last_flight = !handshaking;
+        // A HelloVerifyRequest runs no timer, but a repeated ClientHello
+        // (ours was lost) gets it again: the reassembler already passed
+        // that message_seq, so the handshake would not answer it.
+        if stateless {
             return Ok(());
         }
-        io.flight = items;
         // The flight that ends the handshake waits for no answer: it is
         // resent only when the peer repeats its own (§4.2.4).
         if handshaking {
@@ -115,7 +155,8 @@ impl Engine {
             return Ok(());
         };
         if !io.flight.is_empty() {
-            io.out.extend(pack(&io.flight, &mut d.records, io.mtu)?);
+            io.out
+                .extend(pack(&io.flight, &mut d.records, io.flight_mtu())?);
         }
         Ok(())
     }
@@ -135,6 +176,12 @@ impl Engine {
             .is_some_and(|io| io.timer.expired(now))
         {
             return Ok(());
+        }
+        if let Some(io) = &mut self.dtls_io {
+            // Repeated silence may be a path that drops large datagrams.
+            if io.timer.retransmissions() >= BACKOFF_AFTER {
+                io.step_down();
+            }
         }
         self.resend_flight()?;
         if let Some(io) = &mut self.dtls_io {
@@ -168,15 +215,29 @@ impl Engine {
                 break;
             };
             let Some((typ, range)) = d.records.open(&hdr, &mut body) else {
+                // Forged records are dropped, but only so many per key
+                // (RFC 9147 §4.5.3): past that the session ends.
+                if d.records
+                    .integrity_limit_reached(self.common.limits.max_aead_failures)
+                {
+                    return Err(Error::LimitExceeded {
+                        alert: AlertDescription::BAD_RECORD_MAC,
+                        limit: "AEAD integrity limit (records failing authentication)",
+                    });
+                }
                 continue;
             };
             any = true;
             let plain = &body[range];
             match typ {
-                ContentType::CHANGE_CIPHER_SPEC
-                    if plain == [1] && self.core.pending_read.is_some() =>
-                {
-                    self.core.peer_ccs()?;
+                ContentType::CHANGE_CIPHER_SPEC if plain == [1] && self.is_handshaking() => {
+                    // It may have overtaken messages sent before it under
+                    // the old epoch: switching now would make them (and
+                    // their retransmissions) unreadable. It waits for them.
+                    if let Some(io) = &mut self.dtls_io {
+                        io.peer_ccs = true;
+                    }
+                    self.apply_peer_ccs()?;
                 }
                 ContentType::ALERT if plain.len() == 2 => {
                     let (level, desc) = (AlertLevel(plain[0]), AlertDescription(plain[1]));
@@ -202,11 +263,45 @@ impl Engine {
                 io.dropped += 1;
             }
         }
+        let done = !self.is_handshaking();
+        if let Some(io) = &mut self.dtls_io {
+            if done && !io.last_flight && !io.flight.is_empty() {
+                // The peer's flight ended the handshake, so it had ours:
+                // answering its retransmissions with ours would only make
+                // both sides echo each other for ever.
+                io.flight.clear();
+                io.timer.stop();
+            }
+        }
         // The peer repeating its flight means ours was lost (§4.2.4).
         if repeated {
             self.resend_flight()?;
         }
         self.send_flight()
+    }
+
+    /// Switches the read epoch at the peer's ChangeCipherSpec once every
+    /// message before its Finished was taken.
+    fn apply_peer_ccs(&mut self) -> Result<()> {
+        use crate::handshake::tls12::{client::Client12, server::Server12};
+        let awaits_finished = match &self.machine {
+            Machine::Client(ClientState::Tls12(c)) => matches!(**c, Client12::WaitFinished(_)),
+            Machine::Server(ServerState::Tls12(s)) => {
+                matches!(
+                    **s,
+                    Server12::WaitFinished(_) | Server12::WaitResumedFinished(_)
+                )
+            }
+            _ => false,
+        };
+        let Some(io) = &mut self.dtls_io else {
+            return Ok(());
+        };
+        if io.peer_ccs && awaits_finished && self.core.pending_read.is_some() {
+            io.peer_ccs = false;
+            self.core.peer_ccs()?;
+        }
+        Ok(())
     }
 
     /// Returns whether the peer was retransmitting an old flight.
@@ -232,6 +327,7 @@ impl Engine {
             }
             while let Some(msg) = self.core.dtls.as_mut().and_then(|d| d.reasm.next_message()) {
                 self.dtls_message(&msg)?;
+                self.apply_peer_ccs()?;
             }
         }
         // Bytes left that are no fragment (cut short, or reaching past
@@ -297,6 +393,7 @@ impl Engine {
             return;
         };
         io.mtu = mtu.clamp(64, 16384);
+        io.backoff_mtu = None;
         // A flight queued but not yet sent (the ClientHello is built when
         // the session is created) is cut again to the new MTU; resending
         // the whole flight is harmless if part of it already went out.

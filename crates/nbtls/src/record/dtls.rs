@@ -268,11 +268,11 @@ impl DtlsRecordLayer {
         self.read.window.accept(hdr.seq).then_some((hdr.typ, range))
     }
 
-    /// The AEAD integrity limit for the current read key was passed
-    /// (RFC 9147 §4.5.3): the session must end.
-    pub fn integrity_limit_reached(&self) -> bool {
+    /// The AEAD integrity limit for the current read key (or `max`, when
+    /// lower) was reached (RFC 9147 §4.5.3): the session must end.
+    pub fn integrity_limit_reached(&self, max: u64) -> bool {
         match &self.read.key {
-            Some((key, _)) => self.auth_failures >= key.alg().integrity_limit(),
+            Some((key, _)) => self.auth_failures >= key.alg().integrity_limit().min(max),
             None => false,
         }
     }
