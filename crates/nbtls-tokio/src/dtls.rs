@@ -268,9 +268,11 @@ impl<S: DatagramIo> DtlsStream<S> {
         let n = buf.filled().len();
         // An empty datagram is dropped, never an end of stream.
         if n > 0 {
-            self.engine
-                .feed_datagram(&self.rbuf[..n])
-                .map_err(io_error)?;
+            if let Err(e) = self.engine.feed_datagram(&self.rbuf[..n]) {
+                // The fatal alert the engine queued goes out, best effort.
+                let _ = self.poll_flush_out(cx);
+                return Poll::Ready(Err(io_error(e)));
+            }
         }
         Poll::Ready(Ok(()))
     }

@@ -735,6 +735,11 @@ impl Engine {
     }
 
     fn send_alert(&mut self, level: AlertLevel, desc: AlertDescription) {
+        if self.is_datagram() {
+            // Best effort: a failed seal leaves only the typed error.
+            let _ = self.alert_datagram(level, desc);
+            return;
+        }
         let r = self.core.record.seal(
             ContentType::ALERT,
             &[level.0, desc.0],

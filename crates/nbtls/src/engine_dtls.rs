@@ -446,17 +446,26 @@ impl Engine {
         self.check()?;
         if !self.sent_close {
             self.sent_close = true;
-            if let (Some(d), Some(io)) = (self.core.dtls.as_mut(), self.dtls_io.as_mut()) {
-                let mut out = Vec::new();
-                let payload = [AlertLevel::WARNING.0, AlertDescription::CLOSE_NOTIFY.0];
-                d.records.seal(
-                    d.records.write_epoch(),
-                    ContentType::ALERT,
-                    &payload,
-                    &mut out,
-                )?;
-                io.out.push_back(out);
-            }
+            self.alert_datagram(AlertLevel::WARNING, AlertDescription::CLOSE_NOTIFY)?;
+        }
+        Ok(())
+    }
+
+    /// Queues an alert as its own datagram, under the current write epoch.
+    pub(crate) fn alert_datagram(
+        &mut self,
+        level: AlertLevel,
+        desc: AlertDescription,
+    ) -> Result<()> {
+        if let (Some(d), Some(io)) = (self.core.dtls.as_mut(), self.dtls_io.as_mut()) {
+            let mut out = Vec::new();
+            d.records.seal(
+                d.records.write_epoch(),
+                ContentType::ALERT,
+                &[level.0, desc.0],
+                &mut out,
+            )?;
+            io.out.push_back(out);
         }
         Ok(())
     }

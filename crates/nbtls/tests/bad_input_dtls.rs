@@ -238,6 +238,29 @@ fn fragment_reaching_past_its_message_end_is_a_decode_error() {
     assert_eq!(e.alert(), Some(AlertDescription::DECODE_ERROR), "{e:?}");
 }
 
+/// The fatal alert goes out on the wire too, as a plaintext datagram
+/// before the keys are in use: the peer learns why, not only a timeout.
+#[test]
+fn a_fatal_error_sends_its_alert_as_a_datagram() {
+    let mut n = Net::default_pair();
+    n.inject(
+        Dir::ToServer,
+        &hs_record(0, &fragment(CLIENT_HELLO, 10, 0, 5, &[1; 10])),
+    );
+    let e = n.s.handshake().unwrap_err();
+    assert_eq!(e.alert(), Some(AlertDescription::DECODE_ERROR), "{e:?}");
+    let mut buf = vec![0u8; 2048];
+    let len = n.ms.pull(&mut buf).expect("an alert datagram");
+    let recs = records(&buf[..len]);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let (typ, epoch, _, body) = &recs[0];
+    assert_eq!((*typ, *epoch), (21, 0));
+    assert_eq!(body, &[2, AlertDescription::DECODE_ERROR.0]);
+    // Sent once: the failed session adds nothing more.
+    assert!(matches!(n.s.handshake(), Err(ref r) if *r == e));
+    assert!(n.ms.pull(&mut buf).is_err(), "nothing more on the wire");
+}
+
 #[test]
 fn fragment_longer_than_its_record_is_a_decode_error() {
     let e = server_error_for(&fragment_claiming(CLIENT_HELLO, 100, 0, 0, 100, &[1; 10]));
