@@ -12,6 +12,7 @@ pub mod engine;
 pub(crate) mod engine;
 pub mod error;
 pub mod handshake;
+pub mod listener;
 pub mod record;
 pub mod session;
 pub mod transport;
@@ -26,6 +27,7 @@ pub use handshake::resumption::{
     AntiReplay, ClientSession, MemorySessionStore, ServerSessionCache, SessionStore, Ticketer,
 };
 pub use handshake::tls13::SessionInfo;
+pub use listener::{Acceptor, DtlsListener, ListenerConfig, PeerKey, PeerTransport};
 pub use session::{Direction, Flags, Session, Shutdown};
 pub use transport::{FnTransport, IoTransport, MemoryDatagram, MemoryTransport, Transport};
 pub use x509::{CertStore, CertifiedKey, TrustAnchors};
