@@ -122,3 +122,6 @@ impl Default for ListenerConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
