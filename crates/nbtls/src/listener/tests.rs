@@ -50,7 +50,11 @@ fn hello_verify_echoes_sequence_numbers_and_its_cookie_is_accepted() {
         panic!("a cookie-less hello is challenged");
     };
     assert_eq!(hvr[0], 22, "handshake record");
-    assert_eq!(&hvr[3..11], &[0, 0, 0, 0, 0, 0, 0, 7], "epoch 0, seq echoed");
+    assert_eq!(
+        &hvr[3..11],
+        &[0, 0, 0, 0, 0, 0, 0, 7],
+        "epoch 0, seq echoed"
+    );
     assert_eq!(hvr[13], 3, "HelloVerifyRequest");
     assert_eq!(&hvr[17..19], &[0, 0], "message_seq of the first hello");
     c.feed_datagram(&hvr).unwrap();
