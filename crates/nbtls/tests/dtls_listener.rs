@@ -536,7 +536,8 @@ fn openssl_and_gnutls_clients_on_one_listener() {
             )
         });
         assert_eq!(s.protocol_version(), Some(ProtocolVersion::DTLS1_2));
-        s.set_record_timeout(Some(TIMEOUT));
+        // A blocking session: its pulls wait for the accept loop's routing.
+        s.transport_mut().set_read_timeout(Some(TIMEOUT));
         served.push((s, peer));
     }
     for (tool, peer) in peers.iter_mut() {

@@ -54,14 +54,18 @@ impl Inbox {
 }
 
 /// A session's transport on the listener's socket: `push` is `send_to`
-/// the peer; `pull` takes the next datagram the listener routed here
-/// (`WouldBlock` when none), and fails with `ConnectionAborted` once the
-/// listener dropped the session (idle, replaced by a new handshake from
-/// the same address, or the listener itself dropped).
+/// the peer; `pull` takes the next datagram the listener routed here, and
+/// fails with `ConnectionAborted` once the listener dropped the session
+/// (idle, replaced by a new handshake from the same address, or the
+/// listener itself dropped). With none queued, a transport of a NONBLOCK
+/// session reports `WouldBlock` at once; one of a blocking session waits,
+/// like a blocking socket, up to its read timeout (none by default).
 pub struct PeerTransport {
     socket: Arc<UdpSocket>,
     peer: SocketAddr,
     inbox: Arc<Inbox>,
+    blocking: bool,
+    read_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for PeerTransport {
@@ -81,6 +85,38 @@ impl PeerTransport {
     pub fn queued(&self) -> usize {
         self.inbox.lock().queue.len()
     }
+
+    /// Blocking sessions: how long a pull waits for a datagram before
+    /// `WouldBlock` (`None`, the default: until one comes or the listener
+    /// drops the session), like `UdpSocket::set_read_timeout`.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.read_timeout = timeout;
+    }
+
+    /// Waits until a datagram is queued, the session is closed, or
+    /// `timeout` passes (`None`: no limit); whether one of the first two.
+    fn wait(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut st = self.inbox.lock();
+        loop {
+            if !st.queue.is_empty() || st.closed.is_some() {
+                return true;
+            }
+            st = match deadline {
+                None => self.inbox.ready.wait(st).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    match self.inbox.ready.wait_timeout(st, left) {
+                        Ok((g, _)) => g,
+                        Err(e) => e.into_inner().0,
+                    }
+                }
+            };
+        }
+    }
 }
 
 impl Transport for PeerTransport {
@@ -89,6 +125,9 @@ impl Transport for PeerTransport {
     }
 
     fn pull(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.blocking {
+            self.wait(self.read_timeout);
+        }
         let mut st = self.inbox.lock();
         match st.queue.pop_front() {
             // Like recv(2): a datagram longer than `buf` is cut.
@@ -105,21 +144,7 @@ impl Transport for PeerTransport {
     }
 
     fn pull_timeout(&mut self, timeout: Duration) -> io::Result<bool> {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.inbox.lock();
-        loop {
-            if !st.queue.is_empty() || st.closed.is_some() {
-                return Ok(true);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(false);
-            }
-            st = match self.inbox.ready.wait_timeout(st, left) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
-            };
-        }
+        Ok(self.wait(Some(timeout)))
     }
 }
 
@@ -339,6 +364,8 @@ impl DtlsListener {
                 socket: self.socket.clone(),
                 peer,
                 inbox,
+                blocking: !self.flags.contains(Flags::NONBLOCK),
+                read_timeout: None,
             };
             self.ready.push_back((a.into_session(t, self.flags), peer));
         }
