@@ -22,6 +22,14 @@ struct HalfOpen {
     random: [u8; 32],
 }
 
+/// An established session the acceptor routes to.
+struct Live {
+    /// When it last received a datagram.
+    last: Instant,
+    /// Its ClientHello's random: a delayed copy of that hello is no restart.
+    random: [u8; 32],
+}
+
 /// A completed handshake, handed out once.
 pub struct Accepted<K> {
     key: K,
@@ -100,8 +108,7 @@ pub struct Acceptor<K: PeerKey> {
     config: Arc<ServerConfig>,
     limits: ListenerConfig,
     half_open: HashMap<K, HalfOpen>,
-    /// Established sessions and when each last received a datagram.
-    established: HashMap<K, Instant>,
+    established: HashMap<K, Live>,
     /// No idle deadline is earlier than this (a lower bound: sessions only
     /// move their deadlines later).
     idle_due: Option<Instant>,
@@ -154,8 +161,8 @@ impl<K: PeerKey> Acceptor<K> {
         let now = self.now();
         let hello = is_client_hello(datagram);
         let known = self.established.contains_key(&key);
-        if known && !hello {
-            self.established.insert(key.clone(), now);
+        if let (false, Some(live)) = (hello, self.established.get_mut(&key)) {
+            live.last = now;
         }
         let route = if known && !hello {
             Route::Session
@@ -192,6 +199,15 @@ impl<K: PeerKey> Acceptor<K> {
                 HelloCheck::SendHelloVerify(reply) => {
                     self.stats.hello_verify_sent += 1;
                     self.transmit.push_back((key, reply));
+                }
+                // A delayed copy of the hello that made the live session.
+                HelloCheck::Accept(p)
+                    if self
+                        .established
+                        .get(&key)
+                        .is_some_and(|l| &l.random == p.client_random()) =>
+                {
+                    self.stats.dropped_other += 1;
                 }
                 HelloCheck::Accept(p) => {
                     if self.half_open.len() >= self.limits.max_half_open {
@@ -247,7 +263,11 @@ impl<K: PeerKey> Acceptor<K> {
         } else if !h.engine.is_handshaking() {
             if let Some(h) = self.half_open.remove(key) {
                 self.stats.handshakes_completed += 1;
-                let replaces = self.established.insert(key.clone(), now).is_some();
+                let live = Live {
+                    last: now,
+                    random: h.random,
+                };
+                let replaces = self.established.insert(key.clone(), live).is_some();
                 let due = now + self.limits.idle_timeout;
                 self.idle_due = Some(self.idle_due.map_or(due, |d| d.min(due)));
                 self.accepted.push_back(Accepted {
@@ -291,8 +311,8 @@ impl<K: PeerKey> Acceptor<K> {
             let idle = self.limits.idle_timeout;
             let mut next: Option<Instant> = None;
             let expired = &mut self.expired;
-            self.established.retain(|k, last| {
-                let due = *last + idle;
+            self.established.retain(|k, live| {
+                let due = live.last + idle;
                 if now >= due {
                     expired.push_back(k.clone());
                     false

@@ -116,9 +116,13 @@ fn acceptor_hands_out_one_session_per_handshake() {
     let mut acc: Acceptor<SocketAddr> = Acceptor::new(sc, ListenerConfig::default());
     let mut c = client(&cc);
     let mut accepted = None;
+    let mut last_hello = Vec::new();
     for _ in 0..20 {
         while c.pending_datagram().is_some() {
             let d = take(&mut c);
+            if d[13] == 1 {
+                last_hello = d.clone();
+            }
             assert_eq!(acc.handle_datagram(peer(), &d), Route::Handled);
         }
         while let Some((k, d)) = acc.poll_transmit() {
@@ -142,4 +146,8 @@ fn acceptor_hands_out_one_session_per_handshake() {
     c.seal_datagram(b"data").unwrap();
     let d = take(&mut c);
     assert_eq!(acc.handle_datagram(peer(), &d), Route::Session);
+    // A delayed copy of the hello with the cookie starts no new handshake.
+    assert_eq!(acc.handle_datagram(peer(), &last_hello), Route::Handled);
+    assert_eq!((acc.half_open(), acc.sessions()), (0, 1));
+    assert!(acc.poll_transmit().is_none());
 }

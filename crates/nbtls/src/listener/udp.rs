@@ -250,7 +250,7 @@ impl DtlsListener {
                     // Drain what else is queued without waiting.
                     self.read_available()?;
                 }
-                Err(e) if is_again(&e) => {}
+                Err(e) if is_again(&e) || e.kind() == io::ErrorKind::ConnectionRefused => {}
                 Err(e) => return Err(e),
             }
             self.run_timers();
