@@ -564,3 +564,42 @@ fn openssl_and_gnutls_clients_on_one_listener() {
     stop.store(true, Ordering::Relaxed);
     accept_loop.join().unwrap();
 }
+
+/// Over the std listener: a client restarting on the same address gets a
+/// new session; the old one then reports on pull that it was replaced.
+#[test]
+fn a_replaced_session_reports_it_on_pull() {
+    let mut listener = DtlsListener::bind("127.0.0.1:0", Arc::new(server_config())).unwrap();
+    listener.set_session_flags(Flags::NONBLOCK);
+    let port = listener.local_addr().unwrap().port();
+    let connect = move |local: SocketAddr| {
+        thread::spawn(move || {
+            let sock = UdpSocket::bind(local).unwrap();
+            sock.connect(("127.0.0.1", port)).unwrap();
+            sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let cfg = Arc::new(client_config());
+            let mut c = Session::client(cfg, "localhost", sock, Flags::DATAGRAM).unwrap();
+            c.handshake().expect("handshake");
+            c.transport().local_addr().unwrap()
+        })
+    };
+    let first = connect("127.0.0.1:0".parse().unwrap());
+    let (mut old, peer) = listener.accept_timeout(TIMEOUT).unwrap().expect("first");
+    assert_eq!(first.join().unwrap(), peer);
+    // The same address again (the first client's socket is closed).
+    let second = connect(peer);
+    let (mut new, again) = listener.accept_timeout(TIMEOUT).unwrap().expect("second");
+    second.join().unwrap();
+    assert_eq!(again, peer);
+    assert_eq!(listener.acceptor().stats().handshakes_completed, 2);
+    assert_eq!(listener.acceptor().sessions(), 1);
+    let mut buf = [0u8; 10];
+    match old.recv(&mut buf) {
+        Err(Error::Transport { kind, message }) => {
+            assert_eq!(kind, std::io::ErrorKind::ConnectionAborted);
+            assert!(message.contains("replaced"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(new.recv(&mut buf), Err(Error::Again), "the new one is live");
+}
