@@ -110,6 +110,33 @@ impl Engine {
         e
     }
 
+    /// A DTLS 1.2 server for a ClientHello the stateless check accepted
+    /// (`crate::listener::verify_hello`): no cookie round of its own; its
+    /// sequence numbers continue from `prestate`, and `datagram` (the
+    /// ClientHello) is processed at once.
+    pub fn server_dtls_accepted(
+        config: Arc<ServerConfig>,
+        client_id: &[u8],
+        prestate: &crate::listener::Prestate,
+        datagram: &[u8],
+    ) -> Result<Self> {
+        let common = config.common.clone();
+        let mut core = Core::new(Side::Server, common.limits.clone(), common.key_log.clone());
+        let mut d = DtlsCore {
+            client_id: client_id.to_vec(),
+            send_seq: prestate.message_seq(),
+            ..DtlsCore::default()
+        };
+        d.reasm.set_next_seq(prestate.message_seq());
+        d.records.skip_write_seq(prestate.record_seq());
+        core.dtls = Some(Box::new(d));
+        let st = ServerState::start_cookie_verified(config);
+        let mut e = Self::new(core, Machine::Server(st), common);
+        e.dtls_io = Some(Box::new(DtlsIo::new()));
+        e.feed_datagram(datagram)?;
+        Ok(e)
+    }
+
     pub fn is_datagram(&self) -> bool {
         self.dtls_io.is_some()
     }

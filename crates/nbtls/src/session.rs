@@ -150,6 +150,14 @@ impl<T: Transport> Session<T> {
         ))
     }
 
+    /// A DTLS session over an engine whose handshake a listener completed.
+    pub(crate) fn established_datagram(engine: Engine, transport: T, flags: Flags) -> Self {
+        let time = engine.common().time.clone();
+        let mut s = Self::new(engine, transport, flags | Flags::DATAGRAM, time);
+        s.established = !s.engine.is_handshaking();
+        s
+    }
+
     fn check_flags(_flags: Flags) -> Result<()> {
         Ok(())
     }

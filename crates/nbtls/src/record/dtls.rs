@@ -156,6 +156,14 @@ impl DtlsRecordLayer {
         self.write.last().map_or(0, |w| w.next_seq)
     }
 
+    /// Continues the current write epoch at `seq` (a server after a
+    /// stateless HelloVerifyRequest, RFC 6347 §4.2.1), never backwards.
+    pub fn skip_write_seq(&mut self, seq: u64) {
+        if let Some(w) = self.write.last_mut() {
+            w.next_seq = w.next_seq.max(seq.min(MAX_SEQ));
+        }
+    }
+
     /// Appends one record under `epoch` to `out`.
     pub fn seal(
         &mut self,

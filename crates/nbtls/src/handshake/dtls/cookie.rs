@@ -6,7 +6,10 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::codec::{ClientHello, ProtocolVersion};
+use crate::codec::{
+    put_handshake, ClientHello, Codec, HandshakeType, HelloVerifyRequest, ProtocolVersion,
+};
+use crate::config::ServerConfig;
 use crate::crypto::hash::hmac;
 use crate::crypto::{fill_random, HashAlg};
 use crate::error::Result;
@@ -105,6 +108,35 @@ impl CookieSecret {
 
 /// RFC 6347 §4.2.1: a HelloVerifyRequest carries version 1.0 (254.255).
 pub const HELLO_VERIFY_VERSION: ProtocolVersion = ProtocolVersion::DTLS1_0;
+
+/// The cookie `hello` from `client_id` must be challenged with, or `None`
+/// when it may proceed (its cookie verifies, or the exchange is off). The
+/// one check both the engine and the stateless listener run.
+pub(crate) fn challenge(
+    config: &ServerConfig,
+    client_id: &[u8],
+    hello: &ClientHello,
+) -> Option<Vec<u8>> {
+    let secret = config.dtls_cookies.as_ref()?;
+    let now = config.common.time.unix_time().as_secs();
+    match secret.check(client_id, hello, now) {
+        CookieCheck::SendHelloVerify(cookie) => Some(cookie),
+        CookieCheck::Accept => None,
+    }
+}
+
+/// The HelloVerifyRequest carrying `cookie`, TLS-framed (4-byte header).
+pub(crate) fn hello_verify_message(cookie: Vec<u8>) -> Vec<u8> {
+    let hvr = HelloVerifyRequest {
+        server_version: HELLO_VERIFY_VERSION,
+        cookie,
+    };
+    let mut out = Vec::new();
+    put_handshake(&mut out, HandshakeType::HELLO_VERIFY_REQUEST, |o| {
+        hvr.encode(o)
+    });
+    out
+}
 
 #[cfg(test)]
 mod tests {

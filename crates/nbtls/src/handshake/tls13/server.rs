@@ -46,6 +46,18 @@ impl ServerState {
             config,
             transcript: Transcript::default(),
             retry: None,
+            cookie_verified: false,
+        }))
+    }
+
+    /// DTLS: waiting for a ClientHello whose cookie the stateless listener
+    /// has already verified.
+    pub fn start_cookie_verified(config: Arc<ServerConfig>) -> ServerState {
+        ServerState::WaitClientHello(Box::new(WaitClientHello {
+            config,
+            transcript: Transcript::default(),
+            retry: None,
+            cookie_verified: true,
         }))
     }
 
@@ -119,6 +131,8 @@ pub struct WaitClientHello {
     config: Arc<ServerConfig>,
     transcript: Transcript,
     retry: Option<Retry>,
+    /// DTLS: the cookie exchange already happened (the listener's).
+    cookie_verified: bool,
 }
 
 impl WaitClientHello {
@@ -203,30 +217,22 @@ impl WaitClientHello {
                 "client does not offer DTLS 1.2",
             ));
         }
-        if let Some(secret) = &self.config.dtls_cookies {
-            let now = self.config.common.time.unix_time().as_secs();
-            let client_id = core
-                .dtls
-                .as_ref()
-                .map(|d| d.client_id.clone())
-                .unwrap_or_default();
-            if let crate::handshake::dtls::cookie::CookieCheck::SendHelloVerify(cookie) =
-                secret.check(&client_id, &hello, now)
-            {
-                let hvr = crate::codec::HelloVerifyRequest {
-                    server_version: crate::handshake::dtls::cookie::HELLO_VERIFY_VERSION,
-                    cookie,
-                };
-                let mut out = Vec::new();
-                put_handshake(&mut out, HandshakeType::HELLO_VERIFY_REQUEST, |o| {
-                    hvr.encode(o)
-                });
-                core.send_handshake(&out)?;
-                if let Some(d) = &mut core.dtls {
-                    d.stateless = true;
-                }
-                return Ok(ServerState::WaitClientHello(Box::new(self)));
+        let client_id = core.dtls.as_ref().map(|d| d.client_id.as_slice());
+        // A hello the listener already verified statelessly is not checked again.
+        let challenge = match client_id {
+            Some(id) if !self.cookie_verified => {
+                crate::handshake::dtls::cookie::challenge(&self.config, id, &hello)
             }
+            _ => None,
+        };
+        if let Some(cookie) = challenge {
+            core.send_handshake(&crate::handshake::dtls::cookie::hello_verify_message(
+                cookie,
+            ))?;
+            if let Some(d) = &mut core.dtls {
+                d.stateless = true;
+            }
+            return Ok(ServerState::WaitClientHello(Box::new(self)));
         }
         core.client_random = hello.random;
         let st = crate::handshake::tls12::server::respond(core, self.config, &hello, msg.raw)?;
@@ -671,6 +677,7 @@ impl Negotiating {
             config: self.config,
             transcript: self.transcript,
             retry: Some(Retry { suite, group }),
+            cookie_verified: false,
         })))
     }
 }
