@@ -27,7 +27,7 @@ use tokio::time::Sleep;
 use crate::conn::io_error;
 
 /// Room for the largest DTLS record (RFC 6347 §4.1), whatever the MTU.
-const DATAGRAM_BUF: usize = 16384 + 2048 + 13;
+pub(crate) const DATAGRAM_BUF: usize = 16384 + 2048 + 13;
 
 /// Datagrams one `recv` may process without returning data before it
 /// yields (a peer flooding garbage must not starve the other tasks).
@@ -130,7 +130,8 @@ impl fmt::Debug for DtlsConnector {
 }
 
 /// Accepts DTLS sessions with one configuration, one peer per transport
-/// (a server socket `connect`ed to its client).
+/// (a server socket `connect`ed to its client); for many clients on one
+/// socket, see [`DtlsListener`](crate::DtlsListener).
 #[derive(Clone)]
 pub struct DtlsAcceptor {
     config: Arc<ServerConfig>,
@@ -207,6 +208,11 @@ impl<S: DatagramIo> DtlsStream<S> {
             armed: None,
             rbuf: vec![0; DATAGRAM_BUF].into_boxed_slice(),
         }
+    }
+
+    /// Wraps an engine whose handshake a listener completed.
+    pub(crate) fn established(io: S, engine: Engine) -> Self {
+        Self::new(io, engine, None)
     }
 
     async fn handshake(mut self, timeout: Option<Duration>) -> io::Result<Self> {

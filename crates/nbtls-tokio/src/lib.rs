@@ -6,7 +6,9 @@
 //! [`LazyConfigAcceptor`] stops at the ClientHello so a server can pick
 //! its configuration by SNI or ALPN. [`DtlsConnector`] and [`DtlsAcceptor`]
 //! give a [`DtlsStream`]: DTLS 1.2 over a connected `UdpSocket`, its
-//! retransmission timer carried by `tokio::time`.
+//! retransmission timer carried by `tokio::time`; [`DtlsListener`] serves
+//! many DTLS clients on one socket (stateless cookies, bounded half-open
+//! handshakes).
 //!
 //! ```no_run
 //! # async fn demo(config: std::sync::Arc<nbtls::ClientConfig>) -> std::io::Result<()> {
@@ -28,6 +30,7 @@
 
 mod conn;
 mod dtls;
+mod dtls_listener;
 mod lazy;
 mod stream;
 
@@ -47,6 +50,7 @@ use tokio::time::Sleep;
 
 use crate::conn::{io_error, Conn};
 pub use crate::dtls::{DatagramIo, DtlsAcceptor, DtlsConnector, DtlsStream};
+pub use crate::dtls_listener::{DtlsListener, PeerChannel};
 pub use crate::lazy::{LazyConfigAcceptor, StartHandshake};
 pub use crate::stream::{ReadHalf, TlsStream, WriteHalf};
 pub use nbtls;

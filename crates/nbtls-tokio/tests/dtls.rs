@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{client_config, pattern, server_config, TIMEOUT};
 use nbtls::codec::ProtocolVersion;
-use nbtls_tokio::{DtlsAcceptor, DtlsConnector, DtlsStream};
+use nbtls_tokio::{DtlsAcceptor, DtlsConnector, DtlsListener, DtlsStream};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 use udp_relay::{Faults, Relay};
@@ -160,9 +160,9 @@ async fn a_silent_server_ends_the_handshake_at_its_limit() {
 
 /// The relay drops 30 % of datagrams both ways, duplicates and reorders
 /// 10 %: the handshake completes on retransmissions, and every data
-/// datagram that gets through arrives intact and once.
-#[tokio::test(flavor = "current_thread")]
-async fn handshake_and_data_through_a_lossy_relay() {
+/// datagram that gets through arrives intact and once. The server is a
+/// connected socket or a many-client listener.
+async fn through_a_lossy_relay(listener: bool, seed: u64) {
     const COUNT: u32 = 400;
     let faults = Faults {
         drop_pct: 30,
@@ -170,9 +170,15 @@ async fn handshake_and_data_through_a_lossy_relay() {
         reorder_pct: 10,
     };
     let (s, port) = server_socket().await;
-    let relay = Relay::start(port, faults, 0x0005_eed0_fa5c_1e55);
+    let relay = Relay::start(port, faults, seed);
     let server = tokio::spawn(async move {
-        let mut s = accept(s).await?;
+        let mut s = if listener {
+            let config = Arc::new(server_config());
+            let mut l = DtlsListener::from_socket(s, config, Default::default())?;
+            Box::new(l.accept().await?.0) as Box<dyn RecvDatagram + Send>
+        } else {
+            Box::new(accept(s).await?)
+        };
         let mut seen = HashSet::new();
         let mut buf = vec![0u8; 2048];
         // The stream's end is silence (no close_notify survives loss); the
@@ -183,7 +189,7 @@ async fn handshake_and_data_through_a_lossy_relay() {
             } else {
                 Duration::from_millis(500)
             };
-            let Ok(r) = timeout(wait, s.recv(&mut buf)).await else {
+            let Ok(r) = timeout(wait, s.recv_one(&mut buf)).await else {
                 break;
             };
             let n = r?;
@@ -216,4 +222,86 @@ async fn handshake_and_data_through_a_lossy_relay() {
         COUNT as usize,
         "delivered + dropped = sent"
     );
+}
+
+/// `recv` over either kind of server stream.
+trait RecvDatagram {
+    fn recv_one<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<usize>> + Send + 'a>>;
+}
+
+impl<S: nbtls_tokio::DatagramIo + Send> RecvDatagram for DtlsStream<S> {
+    fn recv_one<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<usize>> + Send + 'a>> {
+        Box::pin(self.recv(buf))
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn handshake_and_data_through_a_lossy_relay() {
+    through_a_lossy_relay(false, 0x0005_eed0_fa5c_1e55).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_listener_through_a_lossy_relay() {
+    through_a_lossy_relay(true, 0x0005_eed0_fa5c_1e55).await;
+}
+
+/// 50 clients at once on one listener socket, one runtime thread: each
+/// gets its own session, and every echo is checked.
+#[tokio::test(flavor = "current_thread")]
+async fn many_clients_on_one_listener() {
+    const CLIENTS: u32 = 50;
+    let mut l = DtlsListener::bind("127.0.0.1:0", Arc::new(server_config()))
+        .await
+        .unwrap();
+    let port = l.local_addr().port();
+    let server = tokio::spawn(async move {
+        let mut peers = HashSet::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..CLIENTS {
+            let (mut s, peer) = l.accept().await?;
+            assert!(peers.insert(peer), "one session per client");
+            tasks.spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                loop {
+                    let n = s.recv(&mut buf).await?;
+                    if n == 0 {
+                        return io::Result::Ok(());
+                    }
+                    s.send(&buf[..n]).await?;
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap()?;
+        }
+        io::Result::Ok(peers.len())
+    });
+    let mut clients = tokio::task::JoinSet::new();
+    for k in 0..CLIENTS {
+        clients.spawn(async move {
+            let mut c = connect(port).await?;
+            let mut buf = vec![0u8; 2048];
+            for i in 0..5 {
+                let d = datagram(k * 100 + i, 40 + i as usize * 100);
+                c.send(&d).await?;
+                let n = timeout(TIMEOUT, c.recv(&mut buf)).await??;
+                assert_eq!(&buf[..n], &d[..], "client {k} echo {i}");
+            }
+            c.shutdown().await
+        });
+    }
+    while let Some(r) = clients.join_next().await {
+        timeout(TIMEOUT, async { r.unwrap() })
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let served = timeout(TIMEOUT, server).await.unwrap().unwrap().unwrap();
+    assert_eq!(served, CLIENTS as usize);
 }

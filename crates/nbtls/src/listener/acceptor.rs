@@ -68,6 +68,13 @@ impl<K> Accepted<K> {
     pub fn into_session<T: Transport>(self, transport: T, flags: Flags) -> Session<T> {
         Session::established_datagram(self.engine, transport, flags)
     }
+
+    /// The established engine itself, for adapters that drive it directly
+    /// (nbtls-tokio's listener).
+    #[cfg(feature = "unstable-engine")]
+    pub fn into_engine(self) -> Engine {
+        self.engine
+    }
 }
 
 /// Where a received datagram went.
