@@ -5,10 +5,13 @@ use std::io::{BufRead, Write};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
 use nbtls::crypto::{hash::HashContext, HashAlg};
-use nbtls::{ClientConfig, Error as TlsError, Flags, ServerConfig, Session};
+use nbtls::{
+    ClientConfig, DtlsListener, Error as TlsError, Flags, ServerConfig, Session, Transport,
+};
 
 use crate::options::{describe, hex, Error};
 
@@ -98,31 +101,36 @@ pub fn client(cfg: Arc<ClientConfig>, name: &str, addr: &str) -> Result<(), Erro
     Ok(())
 }
 
-/// Serves one peer at a time on `listen`.
+/// Serves many peers at once on `listen`: the listener (stateless
+/// cookies, bounded half-open handshakes) reads the socket on this thread,
+/// each accepted session runs on a thread of its own.
 pub fn server(cfg: Arc<ServerConfig>, listen: &str, sink: bool, once: bool) -> Result<(), Error> {
-    let mut sock = UdpSocket::bind(listen).map_err(|e| format!("listen {listen}: {e}"))?;
-    let local = sock.local_addr()?;
-    eprintln!("listening on {local} (DTLS)");
+    let mut listener =
+        DtlsListener::bind(listen, cfg).map_err(|e| format!("listen {listen}: {e}"))?;
+    eprintln!("listening on {} (DTLS)", listener.local_addr()?);
+    let mut workers: Vec<thread::JoinHandle<()>> = Vec::new();
+    let mut served = false;
     loop {
-        let mut probe = [0u8; 1];
-        let (_, peer) = sock.peek_from(&mut probe)?;
-        // Connected, the socket only carries this peer's datagrams.
-        sock.connect(peer)?;
-        let id = peer.to_string();
-        let mut s = Session::server_datagram(cfg.clone(), id.as_bytes(), sock, Flags::DATAGRAM)?;
-        if let Err(e) = serve(&mut s, sink) {
-            eprintln!("{peer}: {e}");
+        if let Some((mut s, peer)) = listener.accept_timeout(Duration::from_millis(100))? {
+            if once && served {
+                continue;
+            }
+            served = true;
+            workers.push(thread::spawn(move || {
+                if let Err(e) = serve(&mut s, sink) {
+                    eprintln!("{peer}: {e}");
+                }
+            }));
         }
-        if once {
+        workers.retain(|w| !w.is_finished());
+        // `--once`: the first peer only, and done when it is.
+        if once && served && workers.is_empty() {
             return Ok(());
         }
-        // A connected UDP socket cannot be disconnected: bind afresh.
-        drop(s);
-        sock = UdpSocket::bind(local).map_err(|e| format!("listen {local}: {e}"))?;
     }
 }
 
-fn serve(s: &mut Session<UdpSocket>, sink: bool) -> Result<(), Error> {
+fn serve<T: Transport>(s: &mut Session<T>, sink: bool) -> Result<(), Error> {
     s.handshake()?;
     eprint!("{}", describe(s.info()));
     s.set_record_timeout(Some(PEER_IDLE));

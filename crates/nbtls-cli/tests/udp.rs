@@ -45,6 +45,29 @@ fn udp_client_and_echo_server() {
     assert!(wait(&mut srv, "server").success());
 }
 
+/// One server socket, several clients at once: each gets its own echo.
+#[test]
+fn udp_echo_server_serves_clients_at_the_same_time() {
+    let (mut srv, addr) = server(&["--udp", "--echo"]);
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let input = format!("client {i} line one\nclient {i} line two\n");
+                let (st, out) = client(&addr, input.as_bytes());
+                (st, out, input)
+            })
+        })
+        .collect();
+    for c in clients {
+        let (st, out, input) = c.join().unwrap();
+        assert!(st.success(), "client: {st}");
+        assert_eq!(String::from_utf8_lossy(&out), input);
+    }
+    let _ = srv.kill();
+    let _ = srv.wait();
+}
+
 #[test]
 fn udp_sink_counts_every_datagram_and_long_lines_are_cut() {
     let (mut srv, addr) = server(&["--udp", "--once", "--sink"]);
