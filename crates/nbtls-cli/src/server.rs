@@ -59,7 +59,7 @@ pub struct ServerArgs {
     /// protection); it is echoed, counted or printed like other data.
     #[arg(long, default_value_t = 0)]
     pub max_early_data: u32,
-    /// DTLS 1.2 over UDP, one peer at a time (with --echo or --sink).
+    /// DTLS 1.2 over UDP, many peers at once on one socket (with --echo or --sink).
     #[arg(long, conflicts_with_all = ["http", "send"])]
     pub udp: bool,
     #[command(flatten)]
