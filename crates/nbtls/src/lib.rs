@@ -17,6 +17,7 @@ pub mod session;
 pub mod transport;
 pub mod x509;
 
+pub use codec::SrtpProtectionProfile;
 pub use config::{
     ClientAuth, ClientConfig, KeyLog, KeyLogFile, Limits, ServerConfig, SystemTimeSource,
     TimeSource,
@@ -26,7 +27,7 @@ pub use handshake::resumption::{
     AntiReplay, ClientSession, MemorySessionStore, ServerSessionCache, SessionStore, Ticketer,
 };
 pub use handshake::tls13::SessionInfo;
-pub use session::{Direction, Flags, Session, Shutdown};
+pub use session::{Direction, Flags, Session, Shutdown, SrtpKeyingMaterial};
 pub use transport::{FnTransport, IoTransport, MemoryDatagram, MemoryTransport, Transport};
 pub use x509::{CertStore, CertifiedKey, TrustAnchors};
 

@@ -121,6 +121,25 @@ fn hello_extensions(
     if flags.ticket_ack {
         ext.push(ServerExtension::SessionTicketAck);
     }
+    // RFC 5764 §4.1.1: our most preferred profile the client offers, with
+    // an empty MKI (we use none, whatever the client's); nothing without a
+    // common profile. Only over DTLS: over TLS the extension is ignored.
+    if let (true, Some(ClientExtension::UseSrtp(offer))) = (
+        core.is_dtls(),
+        hello.find(crate::codec::ExtensionType::USE_SRTP),
+    ) {
+        if let Some(p) = config
+            .srtp_profiles
+            .iter()
+            .find(|p| offer.profiles.contains(p))
+        {
+            core.info.srtp_profile = Some(*p);
+            ext.push(ServerExtension::UseSrtp(crate::codec::UseSrtp {
+                profiles: vec![*p],
+                mki: Vec::new(),
+            }));
+        }
+    }
     ext
 }
 

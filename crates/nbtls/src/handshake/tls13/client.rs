@@ -400,6 +400,13 @@ impl WaitServerHello {
         if !c.alpn.is_empty() {
             ext.push(ClientExtension::Alpn(c.alpn.clone()));
         }
+        if !self.config.srtp_profiles.is_empty() {
+            // RFC 5764 §4.1.1; we use no MKI.
+            ext.push(ClientExtension::UseSrtp(crate::codec::UseSrtp {
+                profiles: self.config.srtp_profiles.clone(),
+                mki: Vec::new(),
+            }));
+        }
         let mut suites: Vec<CipherSuite> = c.suites12.iter().map(|s| s.suite).collect();
         suites.push(CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
         ClientHello {
