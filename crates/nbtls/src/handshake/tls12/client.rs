@@ -447,7 +447,7 @@ impl WaitFinished {
                 }
                 Some(session)
             }
-            None => new_session(&hs, &master),
+            None => new_session(core, &hs, &master),
         };
         if let (Some(session), Some(store)) = (session, &hs.config.session_store) {
             store.put(&hs.server_name.to_str(), session);
@@ -465,13 +465,14 @@ impl WaitFinished {
 
 /// The session a full handshake leaves to resume, if the server gave it a
 /// ticket or an id.
-fn new_session(hs: &Hs, master: &Secret) -> Option<ClientSession> {
+fn new_session(core: &Core, hs: &Hs, master: &Secret) -> Option<ClientSession> {
     let (ticket, hint) = hs.ticket.clone().unwrap_or_default();
     if ticket.is_empty() && hs.session_id.is_empty() {
         return None;
     }
     Some(ClientSession {
-        version: ProtocolVersion::TLS1_2,
+        // DTLS sessions are kept apart: they resume over DTLS only.
+        version: wire_version(core),
         suite: hs.suite.suite,
         ticket,
         secret: master.clone(),
