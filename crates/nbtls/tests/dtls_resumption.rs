@@ -323,3 +323,304 @@ fn has_nst(d: &[u8]) -> bool {
     }
     false
 }
+
+// ---------------------------------------------------------------------------
+// Interop: OpenSSL and GnuTLS over UDP.
+
+use std::collections::VecDeque;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use common::peers::{gnutls_client, openssl_client, openssl_server, require_tools, Peer};
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+fn connect(port: u16, config: &Arc<ClientConfig>) -> Session<UdpSocket> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    Session::client(config.clone(), "localhost", sock, Flags::DATAGRAM).unwrap()
+}
+
+/// s_server prints what it receives; the line must show up.
+fn send_line(s: &mut Session<UdpSocket>, peer: &mut Peer, line: &str, case: &str) {
+    s.send(format!("{line}\n").as_bytes()).unwrap();
+    assert!(
+        peer.wait_for_output(line, TIMEOUT),
+        "{case}: {line} not received\n{}",
+        peer.dump()
+    );
+}
+
+#[test]
+fn nbtls_client_resumes_on_openssl_s_server() {
+    if !require_tools(&["openssl"]) {
+        return;
+    }
+    let p = common::certs::pki();
+    // Tickets (s_server's default), then session ids (-no_ticket).
+    for extra in [None, Some("-no_ticket")] {
+        let case = format!("s_server {extra:?}");
+        let mut args = vec![
+            "-dtls1_2",
+            "-cert",
+            p.server_ecdsa.chain_path(),
+            "-key",
+            p.server_ecdsa.key_path(),
+        ];
+        args.extend(extra);
+        let (mut srv, port) = openssl_server(&args);
+        let config = Arc::new(client_config());
+        for round in 0..2 {
+            let mut c = connect(port, &config);
+            c.handshake()
+                .unwrap_or_else(|e| panic!("{case} {round}: {e}\n{}", srv.dump()));
+            assert_eq!(c.info().resumed, round == 1, "{case} round {round}");
+            send_line(&mut c, &mut srv, &format!("line {round}"), &case);
+            c.bye(nbtls::Shutdown::Write).unwrap();
+            // s_server serves the next connection once it saw this one's
+            // close_notify (it prints DONE).
+            let deadline = Instant::now() + TIMEOUT;
+            while srv.count_output("DONE") <= round {
+                assert!(Instant::now() < deadline, "{case}: {}", srv.dump());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        assert_eq!(srv.count_output("Reused session-id"), 1, "{}", srv.dump());
+        srv.kill();
+    }
+}
+
+fn listen() -> (UdpSocket, u16) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    (sock, port)
+}
+
+/// A server session for the first client that writes to `sock`.
+fn serve(sock: UdpSocket, config: &Arc<ServerConfig>) -> Session<UdpSocket> {
+    let mut probe = [0u8; 1];
+    let (_, peer) = sock.peek_from(&mut probe).expect("first datagram");
+    sock.connect(peer).unwrap();
+    let id = peer.to_string();
+    Session::server_datagram(config.clone(), id.as_bytes(), sock, Flags::DATAGRAM).unwrap()
+}
+
+fn recv_line(s: &mut Session<UdpSocket>, case: &str) -> String {
+    let mut buf = [0u8; 256];
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match s.recv(&mut buf) {
+            Ok(n) => return String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(Error::Again) if Instant::now() < deadline => {}
+            Err(e) => panic!("{case}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn openssl_s_client_resumes_on_nbtls_server() {
+    if !require_tools(&["openssl"]) {
+        return;
+    }
+    let p = common::certs::pki();
+    let dir = common::unique_temp_dir("dtls-resume");
+    // Our server with tickets, then with session ids only.
+    let configs = [
+        ("ticket", server_config().session_cache(None)),
+        ("session id", server_config().ticketer(None)),
+    ];
+    for (what, config) in configs {
+        let config = Arc::new(config);
+        let sess = dir.join(format!("{}.pem", what.replace(' ', "-")));
+        let sess = sess.to_str().unwrap();
+        for round in 0..2 {
+            let case = format!("{what} round {round}");
+            let (sock, port) = listen();
+            let sess_arg = if round == 0 { "-sess_out" } else { "-sess_in" };
+            let mut peer =
+                openssl_client(port, &["-dtls1_2", "-CAfile", p.ca_path(), sess_arg, sess]);
+            let mut s = serve(sock, &config);
+            s.handshake()
+                .unwrap_or_else(|e| panic!("{case}: {e}\n{}", peer.dump()));
+            assert_eq!(s.info().resumed, round == 1, "{case}");
+            let reused = if round == 1 { "Reused, " } else { "New, " };
+            assert!(
+                peer.wait_for_output(&format!("{reused}TLSv1.2"), TIMEOUT),
+                "{case}: {}",
+                peer.dump()
+            );
+            peer.write_stdin(b"from s_client\n").unwrap();
+            assert_eq!(recv_line(&mut s, &case), "from s_client\n");
+            s.send(b"from nbtls\n").unwrap();
+            assert!(
+                peer.wait_for_output("from nbtls", TIMEOUT),
+                "{case}: {}",
+                peer.dump()
+            );
+            // -sess_out writes the session when s_client ends.
+            peer.close_stdin();
+            assert!(
+                peer.wait_exit(TIMEOUT).is_some(),
+                "{case}: s_client did not exit"
+            );
+        }
+    }
+}
+
+/// An unconnected server socket shared by consecutive sessions: each
+/// talks to one peer address; datagrams from others are kept for the
+/// session that serves them next.
+struct Demux {
+    sock: UdpSocket,
+    peer: SocketAddr,
+    stash: Arc<Mutex<VecDeque<(SocketAddr, Vec<u8>)>>>,
+}
+
+impl Demux {
+    fn take_stashed(&self) -> Option<Vec<u8>> {
+        let mut q = self.stash.lock().unwrap();
+        let i = q.iter().position(|(from, _)| *from == self.peer)?;
+        q.remove(i).map(|(_, d)| d)
+    }
+
+    /// Waits until a datagram from our peer is stashed (others are too).
+    fn wait(&mut self, timeout: Duration) -> std::io::Result<bool> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            if self
+                .stash
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(f, _)| *f == self.peer)
+            {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            self.sock.set_read_timeout(Some(left))?;
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) => self
+                    .stash
+                    .lock()
+                    .unwrap()
+                    .push_back((from, buf[..n].to_vec())),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Transport for Demux {
+    fn push(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.sock.send_to(data, self.peer)
+    }
+    fn pull(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.wait(TIMEOUT)? {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let d = self.take_stashed().expect("stashed datagram");
+        let n = d.len().min(buf.len());
+        buf[..n].copy_from_slice(&d[..n]);
+        Ok(n)
+    }
+    fn pull_timeout(&mut self, timeout: Duration) -> std::io::Result<bool> {
+        self.wait(timeout)
+    }
+}
+
+/// The next peer that writes to the socket: the first address in the
+/// stash that `done` does not hold.
+fn next_peer(
+    sock: &UdpSocket,
+    stash: &Arc<Mutex<VecDeque<(SocketAddr, Vec<u8>)>>>,
+    done: &[SocketAddr],
+) -> SocketAddr {
+    let deadline = Instant::now() + TIMEOUT;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        if let Some((from, _)) = stash
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(f, _)| !done.contains(f))
+        {
+            return *from;
+        }
+        assert!(Instant::now() < deadline, "no new peer");
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            stash.lock().unwrap().push_back((from, buf[..n].to_vec()));
+        }
+    }
+}
+
+#[test]
+fn gnutls_cli_resumes_on_nbtls_server() {
+    if !require_tools(&["gnutls-cli"]) {
+        return;
+    }
+    let p = common::certs::pki();
+    for (what, config) in [
+        ("ticket", server_config().session_cache(None)),
+        ("session id", server_config().ticketer(None)),
+    ] {
+        let config = Arc::new(config);
+        let (sock, port) = listen();
+        let stash = Arc::new(Mutex::new(VecDeque::new()));
+        let mut peer = gnutls_client(port, &["-u", "--resume", "--x509cafile", p.ca_path()]);
+        let mut done = Vec::new();
+        for round in 0..2 {
+            let case = format!("{what} round {round}");
+            let from = next_peer(&sock, &stash, &done);
+            done.push(from);
+            let t = Demux {
+                sock: sock.try_clone().unwrap(),
+                peer: from,
+                stash: stash.clone(),
+            };
+            let mut s = Session::server_datagram(
+                config.clone(),
+                from.to_string().as_bytes(),
+                t,
+                Flags::DATAGRAM,
+            )
+            .unwrap();
+            s.handshake()
+                .unwrap_or_else(|e| panic!("{case}: {e}\n{}", peer.dump()));
+            assert_eq!(s.info().resumed, round == 1, "{case}");
+            if round == 0 {
+                // gnutls-cli closes at once to connect again.
+                let mut buf = [0u8; 64];
+                let _ = s.recv(&mut buf);
+                let _ = s.bye(nbtls::Shutdown::Write);
+            } else {
+                assert!(
+                    peer.wait_for_output("*** This is a resumed session", TIMEOUT),
+                    "{case}: {}",
+                    peer.dump()
+                );
+                peer.write_stdin(b"from gnutls\n").unwrap();
+                let mut buf = [0u8; 64];
+                let n = s.recv(&mut buf).unwrap();
+                assert_eq!(&buf[..n], b"from gnutls\n", "{case}");
+                s.send(b"from nbtls\n").unwrap();
+                assert!(
+                    peer.wait_for_output("from nbtls", TIMEOUT),
+                    "{case}: {}",
+                    peer.dump()
+                );
+            }
+        }
+        peer.kill();
+    }
+}
