@@ -470,13 +470,16 @@ fn openssl_s_client_resumes_on_nbtls_server() {
     }
 }
 
+/// Datagrams read for sessions other than the reader's, with their source.
+type Stash = Arc<Mutex<VecDeque<(SocketAddr, Vec<u8>)>>>;
+
 /// An unconnected server socket shared by consecutive sessions: each
 /// talks to one peer address; datagrams from others are kept for the
 /// session that serves them next.
 struct Demux {
     sock: UdpSocket,
     peer: SocketAddr,
-    stash: Arc<Mutex<VecDeque<(SocketAddr, Vec<u8>)>>>,
+    stash: Stash,
 }
 
 impl Demux {
@@ -539,11 +542,7 @@ impl Transport for Demux {
 
 /// The next peer that writes to the socket: the first address in the
 /// stash that `done` does not hold.
-fn next_peer(
-    sock: &UdpSocket,
-    stash: &Arc<Mutex<VecDeque<(SocketAddr, Vec<u8>)>>>,
-    done: &[SocketAddr],
-) -> SocketAddr {
+fn next_peer(sock: &UdpSocket, stash: &Stash, done: &[SocketAddr]) -> SocketAddr {
     let deadline = Instant::now() + TIMEOUT;
     let mut buf = vec![0u8; 65536];
     loop {
@@ -576,7 +575,7 @@ fn gnutls_cli_resumes_on_nbtls_server() {
     ] {
         let config = Arc::new(config);
         let (sock, port) = listen();
-        let stash = Arc::new(Mutex::new(VecDeque::new()));
+        let stash: Stash = Arc::new(Mutex::new(VecDeque::new()));
         let mut peer = gnutls_client(port, &["-u", "--resume", "--x509cafile", p.ca_path()]);
         let mut done = Vec::new();
         for round in 0..2 {
