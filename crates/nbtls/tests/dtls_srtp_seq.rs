@@ -233,3 +233,206 @@ fn recv_with_seq_is_refused_over_tls() {
         Err(Error::InvalidRequest(_))
     ));
 }
+
+// ---------------------------------------------------------------------------
+// MKI and wrong answers, by rewriting a hello on the way (epoch 0 records are
+// not authenticated; the Finished would catch it later, but the checks
+// under test come first).
+
+use nbtls::codec::{
+    AlertDescription, ClientExtension, ClientHello, Codec, Reader, ServerExtension, ServerHello,
+    UseSrtp,
+};
+
+/// Splits a datagram whose first record is an unfragmented epoch-0
+/// handshake message of type `typ` into (message body, rest of the
+/// datagram); `None` otherwise.
+fn first_message(d: &[u8], typ: u8) -> Option<(&[u8], &[u8])> {
+    let rec_len = usize::from(u16::from_be_bytes([*d.get(11)?, *d.get(12)?]));
+    let rec = d.get(13..13 + rec_len)?;
+    if d[0] != 22 || d[3..5] != [0, 0] || rec.first() != Some(&typ) {
+        return None;
+    }
+    let len = u32::from_be_bytes([0, rec[1], rec[2], rec[3]]) as usize;
+    let frag_len = u32::from_be_bytes([0, rec[9], rec[10], rec[11]]) as usize;
+    if frag_len != len || rec[6..9] != [0, 0, 0] {
+        return None;
+    }
+    Some((rec.get(12..12 + len)?, &d[13 + rec_len..]))
+}
+
+/// `d` with its first record's handshake body replaced by `body`.
+fn with_body(d: &[u8], body: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut out = d[..11].to_vec();
+    let msg_len = body.len() as u32;
+    out.extend_from_slice(&((12 + body.len()) as u16).to_be_bytes());
+    out.push(d[13]);
+    out.extend_from_slice(&msg_len.to_be_bytes()[1..]);
+    out.extend_from_slice(&d[17..19]); // message_seq
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&msg_len.to_be_bytes()[1..]);
+    out.extend_from_slice(body);
+    out.extend_from_slice(rest);
+    out
+}
+
+fn rewrite_client_hello(d: &[u8], f: &mut dyn FnMut(&mut UseSrtp)) -> Vec<u8> {
+    let (body, rest) = first_message(d, 1).expect("a ClientHello");
+    let mut hello = ClientHello::read_body(&mut Reader::new(body), true).unwrap();
+    for e in &mut hello.extensions {
+        if let ClientExtension::UseSrtp(u) = e {
+            f(u);
+        }
+    }
+    with_body(d, &hello.to_bytes(), rest)
+}
+
+fn rewrite_server_hello(d: &[u8], f: &mut dyn FnMut(&mut UseSrtp)) -> Option<Vec<u8>> {
+    let (body, rest) = first_message(d, 2)?;
+    let mut sh = ServerHello::from_bytes(body).unwrap();
+    for e in &mut sh.extensions {
+        if let ServerExtension::UseSrtp(u) = e {
+            f(u);
+        }
+    }
+    Some(with_body(d, &sh.to_bytes(), rest))
+}
+
+/// A client and a server without cookies; the client's ClientHello and
+/// the server's ServerHello pass through the given rewrites.
+fn tampered(
+    offer: &[P],
+    accept: &[P],
+    on_client_hello: &mut dyn FnMut(&mut UseSrtp),
+    on_server_hello: &mut dyn FnMut(&mut UseSrtp),
+) -> (Link, Option<ServerHello>, Result<(), Error>) {
+    let mut l = link(
+        client_config().srtp_profiles(offer),
+        server_config().srtp_profiles(accept).dtls_cookies(None),
+    );
+    let mut seen = None;
+    let mut buf = vec![0u8; 20000];
+    for _ in 0..20 {
+        match l.c.handshake() {
+            Ok(()) => return (l, seen, Ok(())),
+            Err(Error::Again) => {}
+            Err(e) => return (l, seen, Err(e)),
+        }
+        while let Ok(n) = l.c_far.pull(&mut buf) {
+            let d = match first_message(&buf[..n], 1) {
+                Some(_) => rewrite_client_hello(&buf[..n], on_client_hello),
+                None => buf[..n].to_vec(),
+            };
+            l.s_far.push(&d).unwrap();
+        }
+        let _ = l.s.handshake();
+        while let Ok(n) = l.s_far.pull(&mut buf) {
+            let d = match rewrite_server_hello(&buf[..n], on_server_hello) {
+                Some(d) => {
+                    let (body, _) = first_message(&d, 2).unwrap();
+                    seen = Some(ServerHello::from_bytes(body).unwrap());
+                    d
+                }
+                None => buf[..n].to_vec(),
+            };
+            l.c_far.push(&d).unwrap();
+        }
+    }
+    // Neither done nor failed (the server refuses the client's Finished,
+    // whose transcript holds the hello before the rewrite).
+    (l, seen, Err(Error::Again))
+}
+
+fn srtp_of(sh: &ServerHello) -> Option<&UseSrtp> {
+    sh.extensions.iter().find_map(|e| match e {
+        ServerExtension::UseSrtp(u) => Some(u),
+        _ => None,
+    })
+}
+
+#[test]
+fn server_answers_a_client_mki_with_an_empty_one() {
+    // RFC 5764 §4.1.1: a server that does not use the client's MKI
+    // answers with an empty srtp_mki.
+    let (l, sh, _) = tampered(
+        &[P::AES128_CM_HMAC_SHA1_80],
+        &[P::AES128_CM_HMAC_SHA1_80],
+        &mut |u| u.mki = vec![1, 2, 3, 4],
+        &mut |_| {},
+    );
+    let sh = sh.expect("a ServerHello");
+    let u = srtp_of(&sh).expect("use_srtp answered");
+    assert_eq!(u.profiles, [P::AES128_CM_HMAC_SHA1_80]);
+    assert!(u.mki.is_empty());
+    assert_eq!(l.s.srtp_profile(), Some(P::AES128_CM_HMAC_SHA1_80));
+}
+
+#[test]
+fn client_rejects_a_bad_use_srtp_answer() {
+    let cases: [(&str, &mut dyn FnMut(&mut UseSrtp)); 3] = [
+        ("a profile we did not offer", &mut |u| {
+            u.profiles = vec![P::AEAD_AES_256_GCM]
+        }),
+        ("two profiles", &mut |u| {
+            u.profiles.push(P::AEAD_AES_128_GCM)
+        }),
+        ("an MKI we did not send", &mut |u| u.mki = vec![9]),
+    ];
+    for (what, f) in cases {
+        let (_, sh, r) = tampered(
+            &[P::AES128_CM_HMAC_SHA1_80, P::AEAD_AES_128_GCM],
+            &[P::AES128_CM_HMAC_SHA1_80],
+            &mut |_| {},
+            f,
+        );
+        assert!(sh.is_some(), "{what}: the ServerHello was rewritten");
+        let e = r.expect_err(what);
+        assert_eq!(
+            e.alert(),
+            Some(AlertDescription::ILLEGAL_PARAMETER),
+            "{what}: {e}"
+        );
+    }
+}
+
+#[test]
+fn client_rejects_use_srtp_it_did_not_ask_for() {
+    // The server answers use_srtp; a client that offered none must refuse
+    // (RFC 5246 §7.4.1.4: unsupported_extension). The ServerHello is
+    // rebuilt with the extension added.
+    let mut l = link(client_config(), server_config().dtls_cookies(None));
+    let mut buf = vec![0u8; 20000];
+    let mut result = None;
+    for _ in 0..20 {
+        match l.c.handshake() {
+            Ok(()) => panic!("handshake succeeded"),
+            Err(Error::Again) => {}
+            Err(e) => {
+                result = Some(e);
+                break;
+            }
+        }
+        relay(&mut l.c_far, &mut l.s_far, |_| true);
+        let _ = l.s.handshake();
+        while let Ok(n) = l.s_far.pull(&mut buf) {
+            let d = match first_message(&buf[..n], 2) {
+                Some((body, rest)) => {
+                    let mut sh = ServerHello::from_bytes(body).unwrap();
+                    sh.extensions.push(ServerExtension::UseSrtp(UseSrtp {
+                        profiles: vec![P::AES128_CM_HMAC_SHA1_80],
+                        mki: vec![],
+                    }));
+                    with_body(&buf[..n], &sh.to_bytes(), rest)
+                }
+                None => buf[..n].to_vec(),
+            };
+            l.c_far.push(&d).unwrap();
+        }
+    }
+    let e = result.expect("the client failed");
+    assert_eq!(
+        e.alert(),
+        Some(AlertDescription::UNSUPPORTED_EXTENSION),
+        "{e}"
+    );
+}
