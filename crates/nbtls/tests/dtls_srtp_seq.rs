@@ -369,7 +369,8 @@ fn server_answers_a_client_mki_with_an_empty_one() {
 
 #[test]
 fn client_rejects_a_bad_use_srtp_answer() {
-    let cases: [(&str, &mut dyn FnMut(&mut UseSrtp)); 3] = [
+    type Rewrite<'a> = &'a mut dyn FnMut(&mut UseSrtp);
+    let cases: [(&str, Rewrite); 3] = [
         ("a profile we did not offer", &mut |u| {
             u.profiles = vec![P::AEAD_AES_256_GCM]
         }),
