@@ -332,7 +332,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use common::peers::{gnutls_client, openssl_client, openssl_server, require_tools, Peer};
+use common::peers::{
+    gnutls_client, gnutls_server, openssl_client, openssl_server, require_tools, Peer,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -388,6 +390,40 @@ fn nbtls_client_resumes_on_openssl_s_server() {
             }
         }
         assert_eq!(srv.count_output("Reused session-id"), 1, "{}", srv.dump());
+        srv.kill();
+    }
+}
+
+#[test]
+fn nbtls_client_resumes_on_gnutls_serv() {
+    if !require_tools(&["gnutls-serv"]) {
+        return;
+    }
+    let p = common::certs::pki();
+    // Tickets (gnutls-serv's default), then session ids (--noticket).
+    for extra in [None, Some("--noticket")] {
+        let case = format!("gnutls-serv {extra:?}");
+        let mut args = vec![
+            "-u",
+            "--echo",
+            "--x509certfile",
+            p.server_ecdsa.chain_path(),
+            "--x509keyfile",
+            p.server_ecdsa.key_path(),
+        ];
+        args.extend(extra);
+        let (mut srv, port) = gnutls_server(&args);
+        let config = Arc::new(client_config());
+        for round in 0..2 {
+            let mut c = connect(port, &config);
+            c.handshake()
+                .unwrap_or_else(|e| panic!("{case} {round}: {e}\n{}", srv.dump()));
+            assert_eq!(c.info().resumed, round == 1, "{case} round {round}");
+            let line = format!("echo {round}\n");
+            c.send(line.as_bytes()).unwrap();
+            assert_eq!(recv_line(&mut c, &case), line, "{case}");
+            c.bye(nbtls::Shutdown::Write).unwrap();
+        }
         srv.kill();
     }
 }
