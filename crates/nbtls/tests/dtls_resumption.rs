@@ -167,6 +167,22 @@ fn dtls_resumption_by_ticket_and_by_session_id() {
 }
 
 #[test]
+fn srtp_is_negotiated_again_in_a_resumed_handshake() {
+    use nbtls::SrtpProtectionProfile as P;
+    let server = Arc::new(server_config().srtp_profiles(&[P::AEAD_AES_128_GCM]));
+    let client =
+        Arc::new(client_config().srtp_profiles(&[P::AES128_CM_HMAC_SHA1_80, P::AEAD_AES_128_GCM]));
+    let l = resumed_pair(&client, &server, "srtp");
+    assert_eq!(l.c.srtp_profile(), Some(P::AEAD_AES_128_GCM));
+    assert_eq!(l.s.srtp_profile(), Some(P::AEAD_AES_128_GCM));
+    let (c, s) = (
+        l.c.srtp_keying_material().unwrap(),
+        l.s.srtp_keying_material().unwrap(),
+    );
+    assert_eq!(*c.to_bytes(), *s.to_bytes());
+}
+
+#[test]
 fn dtls_and_tls_sessions_do_not_cross() {
     // One client config used over TLS first: its TLS 1.2 session must not
     // be offered over DTLS (and the server would refuse it anyway).
