@@ -199,10 +199,15 @@ fn dtls_and_tls_sessions_do_not_cross() {
     let mut l = link(&client, &server);
     l.handshake();
     assert!(!l.c.info().resumed && !l.s.info().resumed);
-    // And the DTLS session resumes over DTLS.
+    // The DTLS session resumes over DTLS; the TLS session is not spent.
     let mut l = link(&client, &server);
     l.handshake();
     assert!(l.c.info().resumed && l.s.info().resumed);
+    let (a, b) = nbtls::MemoryTransport::pair();
+    let mut tc = Session::client(client.clone(), "localhost", a, Flags::NONBLOCK).unwrap();
+    let mut ts = Session::server(server.clone(), b, Flags::NONBLOCK).unwrap();
+    common::tls::handshake(&mut tc, &mut ts).unwrap();
+    assert!(tc.info().resumed && ts.info().resumed, "TLS resumed");
 }
 
 /// Whether a datagram holds a record of content type `typ` at epoch 1.

@@ -149,11 +149,26 @@ fn take_session(
 ) -> Option<(ClientSession, u32)> {
     let store = config.session_store.as_ref()?;
     let now = config.common.time.unix_time().as_secs();
-    let s = store.take(&server_name.to_str())?;
-    // DTLS sessions resume over DTLS only, TLS ones over TLS only.
-    let transport_fits = (s.version == ProtocolVersion::DTLS1_2) == core.is_dtls();
+    let name = server_name.to_str();
+    // DTLS sessions resume over DTLS only, TLS ones over TLS only: those
+    // for the other transport (a few, newest first) go back to the store.
+    let mut other = Vec::new();
+    let found = loop {
+        match store.take(&name) {
+            Some(s) if (s.version == ProtocolVersion::DTLS1_2) != core.is_dtls() => {
+                other.push(s);
+                if other.len() >= 4 {
+                    break None;
+                }
+            }
+            found => break found,
+        }
+    };
+    for s in other.into_iter().rev() {
+        store.put(&name, s);
+    }
+    let s = found?;
     let usable = s.fresh(now)
-        && transport_fits
         && (s.version == ProtocolVersion::DTLS1_2 || offers(config, s.version))
         && match s.version {
             ProtocolVersion::TLS1_3 => {
