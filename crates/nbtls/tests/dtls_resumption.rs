@@ -292,6 +292,41 @@ fn lost_last_flight_of_a_resumed_handshake_is_retransmitted() {
 }
 
 #[test]
+fn lost_server_flight_of_a_resumed_handshake_is_retransmitted() {
+    let clock = ManualClock::new();
+    let server = Arc::new(server_config().time_source(clock.clone()));
+    let client = Arc::new(client_config().time_source(clock.clone()));
+    let mut l = link(&client, &server);
+    l.handshake();
+
+    // The server's ServerHello+CCS+Finished is lost once: the client's
+    // timer resends its ClientHello, and the server its flight.
+    let mut l = link(&client, &server);
+    let mut lost = 0;
+    for _ in 0..10 {
+        let (_, down, _) = l.round(&mut |_| true, &mut |d| {
+            lost > 0 || !(is_ccs(d) || has_epoch1_record(d, HANDSHAKE) || is_server_hello(d))
+        });
+        lost += down.len();
+        if lost > 0 {
+            break;
+        }
+    }
+    assert!(lost > 0, "the server's flight was dropped");
+    assert!(!l.c_done && !l.s_done);
+    assert!(l.c.timeout().is_some() && l.s.timeout().is_some());
+    let fired = finish_with_timers(&mut l, &clock, "resumed, server flight");
+    assert!(fired >= 1, "recovered by a retransmission");
+    assert!(l.c.info().resumed && l.s.info().resumed);
+    l.exchange("after loss of the server's flight");
+}
+
+/// A datagram starting with an epoch-0 ServerHello (type 2).
+fn is_server_hello(d: &[u8]) -> bool {
+    d.len() > 13 && d[0] == HANDSHAKE && d[3..5] == [0, 0] && d[13] == 2
+}
+
+#[test]
 fn lost_last_flight_with_a_new_session_ticket_is_retransmitted() {
     let clock = ManualClock::new();
     let server = Arc::new(server_config().time_source(clock.clone()));
