@@ -324,12 +324,23 @@ impl<S: DatagramIo> DtlsStream<S> {
     /// is returned by the next call); `Ok(0)` after the peer's
     /// close_notify.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_recv_with_seq(cx, buf).map_ok(|(n, _)| n)
+    }
+
+    /// As [`poll_recv`](Self::poll_recv), with the record's sequence
+    /// number (`epoch << 48 | seq`) for loss detection; `(0, 0)` after the
+    /// peer's close_notify.
+    pub fn poll_recv_with_seq(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, u64)>> {
         for _ in 0..DATAGRAM_BUDGET {
-            if let Some(n) = self.engine.read_datagram(buf) {
-                return Poll::Ready(Ok(n));
+            if let Some(got) = self.engine.read_datagram_seq(buf) {
+                return Poll::Ready(Ok(got));
             }
             if self.engine.received_close() {
-                return Poll::Ready(Ok(0));
+                return Poll::Ready(Ok((0, 0)));
             }
             self.check()?;
             // Answering the peer's retransmissions needs a write; a full
@@ -359,6 +370,11 @@ impl<S: DatagramIo> DtlsStream<S> {
 
     pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_recv(cx, buf)).await
+    }
+
+    /// `recv` with the record's sequence number (`epoch << 48 | seq`).
+    pub async fn recv_with_seq(&mut self, buf: &mut [u8]) -> io::Result<(usize, u64)> {
+        poll_fn(|cx| self.poll_recv_with_seq(cx, buf)).await
     }
 
     pub async fn send(&mut self, data: &[u8]) -> io::Result<usize> {

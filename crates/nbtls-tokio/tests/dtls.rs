@@ -70,11 +70,21 @@ async fn datagrams_echo_over_udp() {
     let len = c.data_mtu();
     assert!(len > 1000 && len < c.mtu(), "data_mtu {len}");
     let mut buf = vec![0u8; 2048];
+    let mut last_seq = None;
     for i in 0..50 {
         let d = datagram(i, if i % 2 == 0 { len } else { 5 + i as usize });
         assert_eq!(c.send(&d).await.unwrap(), d.len());
-        let n = timeout(TIMEOUT, c.recv(&mut buf)).await.unwrap().unwrap();
+        let (n, seq) = timeout(TIMEOUT, c.recv_with_seq(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&buf[..n], &d[..], "echo of datagram {i}");
+        // Epoch 1, one record after the other (nothing is lost here).
+        assert_eq!(seq >> 48, 1, "epoch of datagram {i}");
+        if let Some(last) = last_seq {
+            assert_eq!(seq, last + 1, "sequence of datagram {i}");
+        }
+        last_seq = Some(seq);
     }
     c.shutdown().await.unwrap();
     let version = timeout(TIMEOUT, server).await.unwrap().unwrap().unwrap();

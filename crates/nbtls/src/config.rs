@@ -385,6 +385,8 @@ pub struct ClientConfig {
     pub(crate) middlebox_compat: bool,
     pub(crate) session_store: Option<Arc<dyn SessionStore>>,
     pub(crate) early_data: bool,
+    /// DTLS-SRTP profiles offered (RFC 5764), in our order.
+    pub(crate) srtp_profiles: Vec<crate::codec::SrtpProtectionProfile>,
 }
 
 impl ClientConfig {
@@ -413,6 +415,7 @@ impl ClientConfig {
             middlebox_compat: true,
             session_store: Some(Arc::new(MemorySessionStore::new(256))),
             early_data: false,
+            srtp_profiles: Vec::new(),
         }
     }
 
@@ -450,6 +453,15 @@ impl ClientConfig {
     /// by default: early data can be replayed, RFC 8446 §8).
     pub fn early_data(mut self, on: bool) -> Self {
         self.early_data = on;
+        self
+    }
+
+    /// DTLS only: offer these SRTP protection profiles in the use_srtp
+    /// extension (RFC 5764 §4.1.1), with an empty MKI; empty (the default)
+    /// offers none. The profile the server picks is
+    /// `Session::srtp_profile()`.
+    pub fn srtp_profiles(mut self, profiles: &[crate::codec::SrtpProtectionProfile]) -> Self {
+        self.srtp_profiles = profiles.to_vec();
         self
     }
 
@@ -492,6 +504,8 @@ pub struct ServerConfig {
     pub(crate) max_early_data: u32,
     pub(crate) anti_replay: Option<Arc<AntiReplay>>,
     pub(crate) dtls_cookies: Option<Arc<crate::handshake::dtls::cookie::CookieSecret>>,
+    /// DTLS-SRTP profiles we accept, most preferred first (RFC 5764).
+    pub(crate) srtp_profiles: Vec<crate::codec::SrtpProtectionProfile>,
 }
 
 impl ServerConfig {
@@ -518,6 +532,7 @@ impl ServerConfig {
             ))
             .ok()
             .map(Arc::new),
+            srtp_profiles: Vec::new(),
         }
     }
 
@@ -577,6 +592,15 @@ impl ServerConfig {
         secret: Option<Arc<crate::handshake::dtls::cookie::CookieSecret>>,
     ) -> Self {
         self.dtls_cookies = secret;
+        self
+    }
+
+    /// DTLS only: the SRTP protection profiles we accept, most preferred
+    /// first. A client's use_srtp is answered with the first of these it
+    /// offers (RFC 5764 §4.1.1); with none in common, or this list empty
+    /// (the default), the extension is not answered.
+    pub fn srtp_profiles(mut self, profiles: &[crate::codec::SrtpProtectionProfile]) -> Self {
+        self.srtp_profiles = profiles.to_vec();
         self
     }
 

@@ -32,7 +32,9 @@ const BACKOFF_AFTER: u32 = 2;
 
 pub(crate) struct DtlsIo {
     out: VecDeque<Vec<u8>>,
-    app: VecDeque<Vec<u8>>,
+    /// Received application data, each with its record's epoch and
+    /// sequence number (`epoch << 48 | seq`).
+    app: VecDeque<(u64, Vec<u8>)>,
     /// Our last flight, for retransmission.
     flight: Vec<FlightItem>,
     /// `flight` ended the handshake: it is resent whenever the peer
@@ -279,7 +281,7 @@ impl Engine {
                     if let Some(io) = &mut self.dtls_io {
                         // The peer has our last flight: no need to keep it.
                         io.flight.clear();
-                        io.app.push_back(plain.to_vec());
+                        io.app.push_back((hdr.seq64(), plain.to_vec()));
                     }
                 }
                 _ => {}
@@ -498,10 +500,12 @@ impl Engine {
     }
 
     /// Copies the next received datagram's data into `out` (the rest of
-    /// it stays for the next call when `out` is short).
-    pub fn read_datagram(&mut self, out: &mut [u8]) -> Option<usize> {
+    /// it stays for the next call when `out` is short), with its record's
+    /// `epoch << 48 | sequence number`.
+    pub fn read_datagram_seq(&mut self, out: &mut [u8]) -> Option<(usize, u64)> {
         let io = self.dtls_io.as_mut()?;
-        let front = io.app.front_mut()?;
+        let (seq, front) = io.app.front_mut()?;
+        let seq = *seq;
         let n = out.len().min(front.len());
         out[..n].copy_from_slice(&front[..n]);
         if n == front.len() {
@@ -509,13 +513,13 @@ impl Engine {
         } else {
             front.drain(..n);
         }
-        Some(n)
+        Some((n, seq))
     }
 
     /// Received application bytes not yet read.
     pub fn datagram_pending(&self) -> usize {
         self.dtls_io
             .as_ref()
-            .map_or(0, |io| io.app.iter().map(Vec::len).sum())
+            .map_or(0, |io| io.app.iter().map(|(_, d)| d.len()).sum())
     }
 }

@@ -48,6 +48,7 @@ pub mod session;
 pub mod transport;
 pub mod x509;
 
+pub use codec::SrtpProtectionProfile;
 pub use config::{
     ClientAuth, ClientConfig, KeyLog, KeyLogFile, Limits, ServerConfig, SystemTimeSource,
     TimeSource,
@@ -58,7 +59,7 @@ pub use handshake::resumption::{
 };
 pub use handshake::tls13::SessionInfo;
 pub use listener::{Acceptor, DtlsListener, ListenerConfig, PeerKey, PeerTransport};
-pub use session::{Direction, Flags, Session, Shutdown};
+pub use session::{Direction, Flags, Session, Shutdown, SrtpKeyingMaterial};
 pub use transport::{FnTransport, IoTransport, MemoryDatagram, MemoryTransport, Transport};
 pub use x509::{CertStore, CertifiedKey, TrustAnchors};
 

@@ -761,6 +761,7 @@ impl<T: Transport> Session<T> {
 
 #[path = "session_dtls.rs"]
 mod datagram;
+pub use datagram::SrtpKeyingMaterial;
 
 impl<T: Transport> io::Read for Session<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

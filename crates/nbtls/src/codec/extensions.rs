@@ -295,6 +295,58 @@ fn read_server_name(r: &mut Reader<'_>) -> Result<Option<String>> {
     Ok(host)
 }
 
+/// An SRTP protection profile (RFC 5764 §4.1.2, RFC 7714 §14.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SrtpProtectionProfile(pub u16);
+
+impl SrtpProtectionProfile {
+    pub const AES128_CM_HMAC_SHA1_80: Self = Self(0x0001);
+    pub const AES128_CM_HMAC_SHA1_32: Self = Self(0x0002);
+    pub const AEAD_AES_128_GCM: Self = Self(0x0007);
+    pub const AEAD_AES_256_GCM: Self = Self(0x0008);
+
+    /// (master key, master salt) lengths in bytes, for the profiles we
+    /// know (RFC 5764 §4.1.2, RFC 7714 §12).
+    pub fn key_salt_len(self) -> Option<(usize, usize)> {
+        match self {
+            Self::AES128_CM_HMAC_SHA1_80 | Self::AES128_CM_HMAC_SHA1_32 => Some((16, 14)),
+            Self::AEAD_AES_128_GCM => Some((16, 12)),
+            Self::AEAD_AES_256_GCM => Some((32, 12)),
+            _ => None,
+        }
+    }
+}
+
+impl Codec for SrtpProtectionProfile {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_u16(out, self.0);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        Ok(SrtpProtectionProfile(r.u16("srtp profile")?))
+    }
+}
+
+/// UseSrtpData (RFC 5764 §4.1.1): `SRTPProtectionProfiles<2..2^16-1>`,
+/// `srtp_mki<0..255>`. A server's carries exactly one profile (checked by
+/// the client's state machine).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseSrtp {
+    pub profiles: Vec<SrtpProtectionProfile>,
+    pub mki: Vec<u8>,
+}
+
+impl Codec for UseSrtp {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_list(out, 2, &self.profiles);
+        put_vec(out, 1, &self.mki);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        let profiles = read_list(r, 2, 2, "use_srtp profiles", SrtpProtectionProfile::read)?;
+        let mki = read_bytes(r, 1, 0, "srtp_mki")?;
+        Ok(UseSrtp { profiles, mki })
+    }
+}
+
 // ---------------------------------------------------------------------------
 // ClientHello extensions
 // ---------------------------------------------------------------------------
@@ -323,6 +375,8 @@ pub enum ClientExtension {
     /// RFC 5077: the opaque ticket (empty when asking for one).
     SessionTicket(Vec<u8>),
     PostHandshakeAuth,
+    /// RFC 5764 (DTLS-SRTP).
+    UseSrtp(UseSrtp),
     /// Any other type, body kept raw (GREASE, padding, status_request, a
     /// server_name without a host_name entry, ...).
     Unknown(ExtensionType, Vec<u8>),
@@ -349,6 +403,7 @@ impl ClientExtension {
             C::ExtendedMasterSecret => ExtensionType::EXTENDED_MASTER_SECRET,
             C::SessionTicket(_) => ExtensionType::SESSION_TICKET,
             C::PostHandshakeAuth => ExtensionType::POST_HANDSHAKE_AUTH,
+            C::UseSrtp(_) => ExtensionType::USE_SRTP,
             C::Unknown(t, _) => *t,
         }
     }
@@ -415,6 +470,7 @@ impl ClientExtension {
                 read_empty(body)?;
                 C::PostHandshakeAuth
             }
+            ExtensionType::USE_SRTP => C::UseSrtp(parse_body(body, UseSrtp::read)?),
             _ => C::Unknown(typ, body.to_vec()),
         })
     }
@@ -439,6 +495,7 @@ impl ClientExtension {
             C::EarlyData | C::ExtendedMasterSecret | C::PostHandshakeAuth => {}
             C::EcPointFormats(v) | C::RenegotiationInfo(v) => put_vec(out, 1, v),
             C::SessionTicket(t) => out.extend_from_slice(t),
+            C::UseSrtp(u) => u.encode(out),
             C::Unknown(_, b) => out.extend_from_slice(b),
         }
     }
@@ -483,6 +540,8 @@ pub enum ServerExtension {
     ExtendedMasterSecret,
     SessionTicketAck,
     EcPointFormats(Vec<u8>),
+    /// RFC 5764: the chosen profile (one) and the MKI.
+    UseSrtp(UseSrtp),
     Unknown(ExtensionType, Vec<u8>),
 }
 
@@ -503,6 +562,7 @@ impl ServerExtension {
             S::ExtendedMasterSecret => ExtensionType::EXTENDED_MASTER_SECRET,
             S::SessionTicketAck => ExtensionType::SESSION_TICKET,
             S::EcPointFormats(_) => ExtensionType::EC_POINT_FORMATS,
+            S::UseSrtp(_) => ExtensionType::USE_SRTP,
             S::Unknown(t, _) => *t,
         }
     }
@@ -558,6 +618,7 @@ impl ServerExtension {
             ExtensionType::EC_POINT_FORMATS => S::EcPointFormats(parse_body(body, |r| {
                 read_bytes(r, 1, 1, "ec_point_formats")
             })?),
+            ExtensionType::USE_SRTP => S::UseSrtp(parse_body(body, UseSrtp::read)?),
             _ => S::Unknown(typ, body.to_vec()),
         })
     }
@@ -576,6 +637,7 @@ impl ServerExtension {
             S::RecordSizeLimit(v) => put_u16(out, *v),
             S::SupportedGroups(v) => put_list(out, 2, v),
             S::RenegotiationInfo(v) | S::EcPointFormats(v) => put_vec(out, 1, v),
+            S::UseSrtp(u) => u.encode(out),
             S::Unknown(_, b) => out.extend_from_slice(b),
         }
     }
@@ -758,6 +820,18 @@ mod tests {
             ClientExtension::SessionTicket(vec![]),
             ClientExtension::SessionTicket(vec![1, 2, 3, 4]),
             ClientExtension::PostHandshakeAuth,
+            ClientExtension::UseSrtp(UseSrtp {
+                profiles: vec![
+                    SrtpProtectionProfile::AEAD_AES_128_GCM,
+                    SrtpProtectionProfile::AES128_CM_HMAC_SHA1_80,
+                    SrtpProtectionProfile(0xabcd),
+                ],
+                mki: vec![],
+            }),
+            ClientExtension::UseSrtp(UseSrtp {
+                profiles: vec![SrtpProtectionProfile::AES128_CM_HMAC_SHA1_32],
+                mki: vec![7; 255],
+            }),
             ClientExtension::Unknown(ExtensionType(0x0a0a), vec![]),
             ClientExtension::Unknown(ExtensionType::PADDING, vec![0; 17]),
         ];
@@ -786,6 +860,10 @@ mod tests {
             ServerExtension::ExtendedMasterSecret,
             ServerExtension::SessionTicketAck,
             ServerExtension::EcPointFormats(vec![0, 1, 2]),
+            ServerExtension::UseSrtp(UseSrtp {
+                profiles: vec![SrtpProtectionProfile::AEAD_AES_256_GCM],
+                mki: vec![],
+            }),
             ServerExtension::Unknown(ExtensionType::STATUS_REQUEST, vec![1]),
         ];
         for ext in all {
@@ -885,6 +963,50 @@ mod tests {
             alert_of(TicketExtension::read_body(T::EARLY_DATA, &[0, 0, 1])),
             d
         );
+    }
+
+    #[test]
+    fn use_srtp_wire_form_and_bounds() {
+        let d = AlertDescription::DECODE_ERROR;
+        let t = ExtensionType::USE_SRTP;
+        // RFC 5764 §4.1.1: profiles list, then the MKI.
+        let ext = ClientExtension::UseSrtp(UseSrtp {
+            profiles: vec![
+                SrtpProtectionProfile::AES128_CM_HMAC_SHA1_80,
+                SrtpProtectionProfile::AEAD_AES_128_GCM,
+            ],
+            mki: vec![],
+        });
+        assert_eq!(ext.to_bytes(), [0, 14, 0, 7, 0, 4, 0, 1, 0, 7, 0]);
+        assert_eq!(
+            server(t, &[0, 2, 0, 1, 2, 9, 9]).unwrap(),
+            ServerExtension::UseSrtp(UseSrtp {
+                profiles: vec![SrtpProtectionProfile::AES128_CM_HMAC_SHA1_80],
+                mki: vec![9, 9],
+            })
+        );
+        // Empty profile list, odd list length, missing MKI, MKI longer than
+        // the body, trailing bytes, and an empty body.
+        assert_eq!(alert_of(client(t, &[0, 0, 0])), d);
+        assert_eq!(alert_of(client(t, &[0, 3, 0, 1, 0, 0])), d);
+        assert_eq!(alert_of(client(t, &[0, 2, 0, 1])), d);
+        assert_eq!(alert_of(client(t, &[0, 2, 0, 1, 3, 1])), d);
+        assert_eq!(alert_of(server(t, &[0, 2, 0, 1, 0, 0])), d);
+        assert_eq!(alert_of(server(t, &[])), d);
+        // Key and salt lengths of the known profiles only.
+        assert_eq!(
+            SrtpProtectionProfile::AES128_CM_HMAC_SHA1_80.key_salt_len(),
+            Some((16, 14))
+        );
+        assert_eq!(
+            SrtpProtectionProfile::AEAD_AES_128_GCM.key_salt_len(),
+            Some((16, 12))
+        );
+        assert_eq!(
+            SrtpProtectionProfile::AEAD_AES_256_GCM.key_salt_len(),
+            Some((32, 12))
+        );
+        assert_eq!(SrtpProtectionProfile(0x0005).key_salt_len(), None);
     }
 
     #[test]

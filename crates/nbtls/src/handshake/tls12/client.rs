@@ -13,7 +13,7 @@ use crate::codec::NewSessionTicket12;
 use crate::codec::{
     put_handshake, AlertDescription, Certificate12, CertificateRequest12, ClientKeyExchangeEcdhe,
     Codec, HandshakeType, ProtocolVersion, ServerExtension, ServerHello, ServerKeyExchangeEcdhe,
-    SignatureScheme,
+    SignatureScheme, SrtpProtectionProfile,
 };
 use crate::config::ClientConfig;
 use crate::crypto::hash::hash;
@@ -133,6 +133,9 @@ pub fn start(
             // We send server_name only for DNS names (RFC 6066 §3).
             ServerExtension::ServerNameAck if matches!(server_name, ServerName::DnsName(_)) => {}
             ServerExtension::SessionTicketAck => ticket_ack = true,
+            ServerExtension::UseSrtp(u) if core.is_dtls() && !config.srtp_profiles.is_empty() => {
+                core.info.srtp_profile = Some(check_srtp(&config, u)?);
+            }
             ServerExtension::RecordSizeLimit(l) if config.common.record_size_limit.is_some() => {
                 if *l < 64 {
                     return Err(Error::illegal("record_size_limit below 64"));
@@ -182,6 +185,21 @@ pub fn start(
         return resume(core, hs, session);
     }
     Ok(Client12::WaitCertificate(Box::new(WaitCertificate { hs })))
+}
+
+/// The server's use_srtp answer (RFC 5764 §4.1.1): one profile we
+/// offered, and no MKI since we sent none.
+fn check_srtp(config: &ClientConfig, u: &crate::codec::UseSrtp) -> Result<SrtpProtectionProfile> {
+    match u.profiles[..] {
+        [p] if config.srtp_profiles.contains(&p) && u.mki.is_empty() => Ok(p),
+        [_] if !u.mki.is_empty() => Err(Error::illegal(
+            "server use_srtp carries an MKI we did not offer",
+        )),
+        [_] => Err(Error::illegal(
+            "server chose an SRTP profile we did not offer",
+        )),
+        _ => Err(Error::illegal("server use_srtp must name one profile")),
+    }
 }
 
 /// The server resumed our session (RFC 5246 §7.3): its CCS and Finished
@@ -429,7 +447,7 @@ impl WaitFinished {
                 }
                 Some(session)
             }
-            None => new_session(&hs, &master),
+            None => new_session(core, &hs, &master),
         };
         if let (Some(session), Some(store)) = (session, &hs.config.session_store) {
             store.put(&hs.server_name.to_str(), session);
@@ -447,13 +465,14 @@ impl WaitFinished {
 
 /// The session a full handshake leaves to resume, if the server gave it a
 /// ticket or an id.
-fn new_session(hs: &Hs, master: &Secret) -> Option<ClientSession> {
+fn new_session(core: &Core, hs: &Hs, master: &Secret) -> Option<ClientSession> {
     let (ticket, hint) = hs.ticket.clone().unwrap_or_default();
     if ticket.is_empty() && hs.session_id.is_empty() {
         return None;
     }
     Some(ClientSession {
-        version: ProtocolVersion::TLS1_2,
+        // DTLS sessions are kept apart: they resume over DTLS only.
+        version: wire_version(core),
         suite: hs.suite.suite,
         ticket,
         secret: master.clone(),

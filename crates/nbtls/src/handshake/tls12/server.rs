@@ -121,6 +121,25 @@ fn hello_extensions(
     if flags.ticket_ack {
         ext.push(ServerExtension::SessionTicketAck);
     }
+    // RFC 5764 §4.1.1: our most preferred profile the client offers, with
+    // an empty MKI (we use none, whatever the client's); nothing without a
+    // common profile. Only over DTLS: over TLS the extension is ignored.
+    if let (true, Some(ClientExtension::UseSrtp(offer))) = (
+        core.is_dtls(),
+        hello.find(crate::codec::ExtensionType::USE_SRTP),
+    ) {
+        if let Some(p) = config
+            .srtp_profiles
+            .iter()
+            .find(|p| offer.profiles.contains(p))
+        {
+            core.info.srtp_profile = Some(*p);
+            ext.push(ServerExtension::UseSrtp(crate::codec::UseSrtp {
+                profiles: vec![*p],
+                mki: Vec::new(),
+            }));
+        }
+    }
     ext
 }
 
@@ -129,6 +148,7 @@ fn hello_extensions(
 /// Extended Master Secret use (RFC 7627 §5.3). Otherwise `None`: a full
 /// handshake.
 fn resumable(
+    core: &Core,
     config: &ServerConfig,
     hello: &ClientHello,
     ems: bool,
@@ -150,7 +170,8 @@ fn resumable(
     let state = by_ticket().or_else(by_id)?;
     let suite = tls12_suite(state.suite)?;
     let name = hello.server_name().unwrap_or("").to_ascii_lowercase();
-    let ok = state.version == ProtocolVersion::TLS1_2
+    // A DTLS session resumes over DTLS only, a TLS one over TLS only.
+    let ok = state.version == super::client::wire_version(core)
         && state.fresh(now)
         && state.ems == ems
         && state.server_name == name.as_bytes()
@@ -172,7 +193,7 @@ fn try_resume(
     raw: &[u8],
     flags: HelloFlags,
 ) -> Result<Option<Server12>> {
-    let Some((state, suite)) = resumable(config, hello, flags.ems) else {
+    let Some((state, suite)) = resumable(core, config, hello, flags.ems) else {
         return Ok(None);
     };
     let alpn = crate::handshake::tls13::server::choose_alpn(&config.common.alpn, hello.alpn())?;
@@ -637,7 +658,7 @@ fn remember_session(core: &mut Core, hs: &mut Hs, master: &Secret) -> Result<()>
         .as_ref()
         .map_or(7200, |t| t.ticket_lifetime());
     let state = TicketState {
-        version: ProtocolVersion::TLS1_2,
+        version: super::client::wire_version(core),
         suite: hs.suite.suite,
         secret: master.clone(),
         issued: now,

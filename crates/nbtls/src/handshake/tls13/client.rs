@@ -60,16 +60,8 @@ impl ClientState {
         if let ServerName::DnsName(name) = &server_name {
             core.info.server_name = Some(name.as_ref().to_string());
         }
-        // DTLS resumption is not implemented yet.
-        let resume = if core.is_dtls() {
-            None
-        } else {
-            take_session(core, &config, &server_name)
-        };
-        if let Some((r, _)) = resume
-            .as_ref()
-            .filter(|(r, _)| r.version == ProtocolVersion::TLS1_2)
-        {
+        let resume = take_session(core, &config, &server_name);
+        if let Some((r, _)) = resume.as_ref().filter(|(r, _)| is_tls12(r.version)) {
             // RFC 5077 §3.4: a ticket goes with a fresh session id, so the
             // server's echo shows that it resumed; else resume by id.
             session_id = r.session_id.clone();
@@ -157,10 +149,27 @@ fn take_session(
 ) -> Option<(ClientSession, u32)> {
     let store = config.session_store.as_ref()?;
     let now = config.common.time.unix_time().as_secs();
-    let _ = core;
-    let s = store.take(&server_name.to_str())?;
+    let name = server_name.to_str();
+    // DTLS sessions resume over DTLS only, TLS ones over TLS only: those
+    // for the other transport (a few, newest first) go back to the store.
+    let mut other = Vec::new();
+    let found = loop {
+        match store.take(&name) {
+            Some(s) if (s.version == ProtocolVersion::DTLS1_2) != core.is_dtls() => {
+                other.push(s);
+                if other.len() >= 4 {
+                    break None;
+                }
+            }
+            found => break found,
+        }
+    };
+    for s in other.into_iter().rev() {
+        store.put(&name, s);
+    }
+    let s = found?;
     let usable = s.fresh(now)
-        && offers(config, s.version)
+        && (s.version == ProtocolVersion::DTLS1_2 || offers(config, s.version))
         && match s.version {
             ProtocolVersion::TLS1_3 => {
                 let hash = tls13_suite(s.suite)?.hash;
@@ -400,12 +409,25 @@ impl WaitServerHello {
         if !c.alpn.is_empty() {
             ext.push(ClientExtension::Alpn(c.alpn.clone()));
         }
+        // RFC 5077: an empty extension asks for a ticket.
+        let ticket = match &self.resume {
+            Some((s, _)) if s.version == ProtocolVersion::DTLS1_2 => s.ticket.clone(),
+            _ => Vec::new(),
+        };
+        ext.push(ClientExtension::SessionTicket(ticket));
+        if !self.config.srtp_profiles.is_empty() {
+            // RFC 5764 §4.1.1; we use no MKI.
+            ext.push(ClientExtension::UseSrtp(crate::codec::UseSrtp {
+                profiles: self.config.srtp_profiles.clone(),
+                mki: Vec::new(),
+            }));
+        }
         let mut suites: Vec<CipherSuite> = c.suites12.iter().map(|s| s.suite).collect();
         suites.push(CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
         ClientHello {
             legacy_version: ProtocolVersion::DTLS1_2,
             random: self.random,
-            session_id: Vec::new(),
+            session_id: self.session_id.clone(),
             cookie: Some(cookie),
             cipher_suites: suites,
             compression_methods: vec![0],
@@ -451,7 +473,7 @@ impl WaitServerHello {
                     .resume
                     .take()
                     .map(|(s, _)| s)
-                    .filter(|s| s.version == ProtocolVersion::TLS1_2);
+                    .filter(|s| is_tls12(s.version));
                 let resumed = !sh.session_id.is_empty() && sh.session_id == self.session_id;
                 let offered = match (resumed, offered) {
                     (true, None) => {
@@ -1002,6 +1024,11 @@ fn store_ticket(core: &mut Core, nst: NewSessionTicket13) -> Result<()> {
         },
     );
     Ok(())
+}
+
+/// A TLS 1.2 or DTLS 1.2 session (resumed by the 1.2 machines).
+fn is_tls12(v: ProtocolVersion) -> bool {
+    v == ProtocolVersion::TLS1_2 || v == ProtocolVersion::DTLS1_2
 }
 
 fn offers(config: &ClientConfig, v: ProtocolVersion) -> bool {

@@ -52,6 +52,8 @@ pub struct SessionInfo {
     pub key_updates_sent: u64,
     /// KeyUpdates the peer sent.
     pub key_updates_received: u64,
+    /// DTLS: the SRTP protection profile negotiated (RFC 5764).
+    pub srtp_profile: Option<crate::codec::SrtpProtectionProfile>,
 }
 
 /// Application traffic secrets, kept for KeyUpdate and the exporter.
