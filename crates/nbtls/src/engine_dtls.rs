@@ -314,7 +314,9 @@ impl Engine {
     fn apply_peer_ccs(&mut self) -> Result<()> {
         use crate::handshake::tls12::{client::Client12, server::Server12};
         let awaits_finished = match &self.machine {
-            Machine::Client(ClientState::Tls12(c)) => matches!(**c, Client12::WaitFinished(_)),
+            Machine::Client(ClientState::Tls12(c)) => {
+                matches!(&**c, Client12::WaitFinished(w) if !w.awaits_ticket())
+            }
             Machine::Server(ServerState::Tls12(s)) => {
                 matches!(
                     **s,
@@ -348,9 +350,9 @@ impl Engine {
                 Fragment::Old => repeated = true,
                 Fragment::Dropped => {}
                 Fragment::Accepted => {
-                    // The peer's next flight has begun: ours arrived.
+                    let now = self.common.time.now();
                     if let Some(io) = &mut self.dtls_io {
-                        io.timer.stop();
+                        io.timer.answered(now);
                     }
                 }
             }

@@ -386,7 +386,7 @@ fn stress_run(
     client: &Arc<ClientConfig>,
     server: &Arc<ServerConfig>,
     clock: &Arc<ManualClock>,
-    mutual: bool,
+    (mutual, resumed): (bool, bool),
     mtu: usize,
     fault: Option<(usize, Fault)>,
 ) -> Vec<usize> {
@@ -435,56 +435,79 @@ fn stress_run(
         panic!("{fault:?}: {e}");
     }
     n.exchange();
-    assert!(!n.c.peer_certificates().is_empty());
-    assert_eq!(!n.s.peer_certificates().is_empty(), mutual, "{fault:?}");
+    assert_eq!(n.c.info().resumed, resumed, "{fault:?}");
+    assert_eq!(n.s.info().resumed, resumed, "{fault:?}");
+    if !resumed {
+        assert!(!n.c.peer_certificates().is_empty());
+        assert_eq!(!n.s.peer_certificates().is_empty(), mutual, "{fault:?}");
+    }
     shape
 }
 
-/// For each flight of a full handshake, every order of its records, every
-/// single lost record, and the whole flight lost: each run completes, with the manual clock
-/// driving retransmissions, and data then flows both ways. As in
-/// dtls-stress, the flights are varied one at a time (the cross product
-/// over all flights would be millions of runs). DTLS resumption is not
-/// implemented yet, so only full handshakes are enumerated: with server
-/// authentication, with mutual authentication (the client's flight then
-/// has five records), and with server authentication at an MTU that cuts
-/// the server's Certificate in two fragments in different datagrams.
+/// For each flight of a handshake, every order of its records, every
+/// single lost record, and the whole flight lost: each run completes, with
+/// the manual clock driving retransmissions, and data then flows both
+/// ways. As in dtls-stress, the flights are varied one at a time (the
+/// cross product over all flights would be millions of runs). Full
+/// handshakes (no session store): with server authentication, with mutual
+/// authentication (the client's flight then has five records), and at an
+/// MTU that cuts the server's Certificate in two fragments in different
+/// datagrams. Resumed handshakes by ticket: the server's flight is
+/// ServerHello, NewSessionTicket, ChangeCipherSpec, Finished and the client
+/// sends the last one; every resumption leaves a new ticket for the next.
 #[test]
 fn every_reordering_and_drop_of_each_flight_completes() {
     let started = std::time::Instant::now();
     let clock = ManualClock::new();
     let anchors = TrustAnchors::from_certs(&[pki().ca_cert()]).unwrap();
+    let full = || client_config().session_store(None);
     let cases = [
         (
-            false,
+            (false, false),
             1200,
-            client_config().time_source(clock.clone()),
+            full().time_source(clock.clone()),
             server_config().time_source(clock.clone()),
         ),
         (
-            false,
+            (false, false),
             700,
-            client_config().time_source(clock.clone()),
+            full().time_source(clock.clone()),
             server_config().time_source(clock.clone()),
         ),
         (
-            true,
+            (true, false),
             1200,
-            client_config()
+            full()
                 .time_source(clock.clone())
                 .client_certificate(certified_key(&pki().client_ecdsa)),
             server_config()
                 .time_source(clock.clone())
                 .client_auth(ClientAuth::Require, anchors),
         ),
+        (
+            (false, true),
+            1200,
+            client_config().time_source(clock.clone()),
+            server_config().time_source(clock.clone()),
+        ),
     ];
     let mut runs = 0;
-    for (mutual, mtu, client, server) in cases {
-        let auth = if mutual { "mutual auth" } else { "server auth" };
+    for (kind, mtu, client, server) in cases {
+        let (mutual, resumed) = kind;
+        let auth = match kind {
+            (_, true) => "resumed",
+            (true, _) => "mutual auth",
+            _ => "server auth",
+        };
         let name = format!("{auth}, MTU {mtu}");
         let (client, server) = (Arc::new(client), Arc::new(server));
-        let shape = stress_run(&client, &server, &clock, mutual, mtu, None);
-        assert_eq!(shape.len(), 6, "{name}: six flights, {shape:?}");
+        if resumed {
+            // The first handshake is full and leaves the ticket.
+            stress_run(&client, &server, &clock, (mutual, false), mtu, None);
+        }
+        let shape = stress_run(&client, &server, &clock, kind, mtu, None);
+        let flights = if resumed { 5 } else { 6 };
+        assert_eq!(shape.len(), flights, "{name}: {flights} flights, {shape:?}");
         // 7! runs for one flight would blow the time budget.
         assert!(shape.iter().all(|&n| n <= 6), "{name}: {shape:?}");
         for (flight, &len) in shape.iter().enumerate() {
@@ -493,7 +516,7 @@ fn every_reordering_and_drop_of_each_flight_completes() {
                 .chain((0..len).map(Fault::Drop))
                 .chain([Fault::DropAll]);
             for fault in faults {
-                let seen = stress_run(&client, &server, &clock, mutual, mtu, Some((flight, fault)));
+                let seen = stress_run(&client, &server, &clock, kind, mtu, Some((flight, fault)));
                 assert!(seen.len() > flight, "{name}: flight {flight} never came");
                 runs += 1;
             }

@@ -31,6 +31,8 @@ pub struct RetransmitTimer {
     current: Duration,
     deadline: Option<Instant>,
     retransmissions: u32,
+    /// Part of the peer's answer to the running flight has arrived.
+    answered: bool,
 }
 
 impl RetransmitTimer {
@@ -41,11 +43,15 @@ impl RetransmitTimer {
             current: initial,
             deadline: None,
             retransmissions: 0,
+            answered: false,
         }
     }
 
+    /// A new flight went out.
     pub fn start(&mut self, now: Instant) {
         self.deadline = Some(now + self.current);
+        self.retransmissions = 0;
+        self.answered = false;
     }
 
     /// The peer answered: the flight is done.
@@ -55,6 +61,20 @@ impl RetransmitTimer {
         }
         self.deadline = None;
         self.retransmissions = 0;
+    }
+
+    /// Part of the peer's next flight arrived, so ours did: the flight
+    /// counts as answered (§4.2.4.1), but the timer keeps running from now,
+    /// since the rest of the peer's flight may be lost and only our
+    /// retransmission makes the peer send it again.
+    pub fn answered(&mut self, now: Instant) {
+        if self.deadline.is_some() {
+            if !self.answered && self.retransmissions == 0 {
+                self.current = self.initial;
+            }
+            self.answered = true;
+            self.deadline = Some(now + self.current);
+        }
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -173,6 +193,28 @@ mod tests {
         t.stop();
         t.start(now);
         assert_eq!((t.deadline().unwrap() - now).as_secs(), 1);
+    }
+
+    /// Part of the peer's flight arriving keeps the timer running (the rest
+    /// may be lost), from the arrival, at the interval §4.2.4.1 gives.
+    #[test]
+    fn a_partly_received_answer_keeps_the_timer_running() {
+        let t0 = Instant::now();
+        let mut t = RetransmitTimer::new(Duration::from_secs(1), Duration::from_secs(60));
+        t.answered(t0);
+        assert_eq!(t.deadline(), None, "no flight of ours: nothing to run");
+        t.start(t0);
+        t.back_off(t0 + Duration::from_secs(1));
+        let later = t0 + Duration::from_millis(2500);
+        t.answered(later);
+        // After a retransmission the doubled interval carries over.
+        assert_eq!(t.deadline(), Some(later + Duration::from_secs(2)));
+        t.answered(later);
+        assert_eq!(t.deadline(), Some(later + Duration::from_secs(2)));
+        let mut fresh = RetransmitTimer::new(Duration::from_secs(1), Duration::from_secs(60));
+        fresh.start(t0);
+        fresh.answered(later);
+        assert_eq!(fresh.deadline(), Some(later + Duration::from_secs(1)));
     }
 
     #[test]

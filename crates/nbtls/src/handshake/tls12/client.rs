@@ -412,6 +412,12 @@ pub struct WaitFinished {
 }
 
 impl WaitFinished {
+    /// A NewSessionTicket was promised and has not come: in DTLS the
+    /// peer's ChangeCipherSpec must wait for it (it is sent before).
+    pub fn awaits_ticket(&self) -> bool {
+        self.hs.ticket_ack && self.hs.ticket.is_none()
+    }
+
     fn handle(mut self: Box<Self>, core: &mut Core, msg: &Message<'_>) -> Result<Client12> {
         if msg.typ == HandshakeType::NEW_SESSION_TICKET
             && self.hs.ticket_ack
