@@ -20,6 +20,10 @@ use crate::handshake::tls13::server::ServerState;
 use crate::handshake::tls13::{Core, Message, Side};
 use crate::record::dtls::{DtlsHeader, DTLS_HEADER_LEN};
 
+/// How long the flight that ended the handshake is kept for the peer's
+/// retransmissions (RFC 6347 §4.2.4: twice the maximum segment lifetime).
+const LAST_FLIGHT_KEEP: Duration = Duration::from_secs(240);
+
 /// Default path MTU (DESIGN.md §3).
 pub const DEFAULT_MTU: usize = 1200;
 
@@ -40,6 +44,9 @@ pub(crate) struct DtlsIo {
     /// `flight` ended the handshake: it is resent whenever the peer
     /// repeats its own last flight (§4.2.4).
     last_flight: bool,
+    /// When the kept last flight is let go (`LAST_FLIGHT_KEEP` after it
+    /// went out), if the peer's data has not shown it arrived before.
+    keep_until: Option<Instant>,
     /// The peer's ChangeCipherSpec arrived and waits for the messages
     /// before it (records may be reordered).
     peer_ccs: bool,
@@ -61,6 +68,7 @@ impl DtlsIo {
             app: VecDeque::new(),
             flight: Vec::new(),
             last_flight: false,
+            keep_until: None,
             peer_ccs: false,
             timer: RetransmitTimer::new(Duration::from_secs(1), Duration::from_secs(60)),
             mtu: DEFAULT_MTU,
@@ -163,6 +171,7 @@ impl Engine {
         let stateless = std::mem::take(&mut d.stateless);
         io.flight = items;
         io.last_flight = !handshaking;
+        io.keep_until = (!handshaking).then(|| now + LAST_FLIGHT_KEEP);
         // A HelloVerifyRequest runs no timer, but a repeated ClientHello
         // (ours was lost) gets it again: the reassembler already passed
         // that message_seq, so the handshake would not answer it.
@@ -230,6 +239,13 @@ impl Engine {
     }
 
     fn feed_inner(&mut self, dgram: &[u8]) -> Result<()> {
+        let now = self.now();
+        if let Some(io) = &mut self.dtls_io {
+            if io.keep_until.is_some_and(|t| now >= t) {
+                io.flight.clear();
+                io.keep_until = None;
+            }
+        }
         let mut rest = dgram;
         let mut repeated = false;
         let mut any = false;

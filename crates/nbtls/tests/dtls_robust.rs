@@ -702,3 +702,69 @@ fn client_accepts_either_hello_verify_request_version() {
         n.exchange();
     }
 }
+
+/// The side that sent the handshake's last flight (the server, in a full
+/// handshake) resends it when the client repeats its own flight, also
+/// after the handshake, for 240 s (RFC 6347 §4.2.4); later it is gone.
+#[test]
+fn the_last_flight_is_kept_for_240_seconds() {
+    let mut n = Net::default_pair();
+    n.c.set_handshake_timeout(None);
+    // The server's last flight (the sixth batch) is lost, so the client
+    // retransmits its own; two of those retransmissions are held back.
+    let mut batches = 0;
+    let held: std::cell::RefCell<Vec<Vec<Vec<u8>>>> = Default::default();
+    let mut hook = |dir: Dir, batch: Vec<Vec<u8>>| {
+        batches += 1;
+        match (batches, dir) {
+            (6, _) => vec![],
+            (7.., Dir::ToServer) => {
+                held.borrow_mut().push(batch);
+                vec![]
+            }
+            _ => batch,
+        }
+    };
+    let (mut cd, mut sd) = (false, false);
+    for _ in 0..100 {
+        Net::step(&mut n.c, &mut cd).unwrap();
+        n.relay(&mut hook);
+        Net::step(&mut n.s, &mut sd).unwrap();
+        n.relay(&mut hook);
+        if held.borrow().len() >= 2 {
+            break;
+        }
+        let next = n.c.timeout().expect("the client retransmits");
+        n.clock.advance(next.max(Duration::from_millis(1)));
+    }
+    assert!(sd && !cd, "server done, client waiting for its Finished");
+    let held = held.into_inner();
+    assert_eq!(held.len(), 2, "two client retransmissions held");
+    let mut buf = vec![0u8; 20000];
+    let mut deliver = |n: &mut Net, flight: &[Vec<u8>]| {
+        for d in flight {
+            n.ms.push(d).unwrap();
+        }
+        // `recv` serves the retransmission and then has no data.
+        assert_eq!(n.s.recv(&mut [0u8; 64]), Err(Error::Again));
+        let mut answer = Vec::new();
+        while let Ok(len) = n.ms.pull(&mut buf) {
+            answer.push(buf[..len].to_vec());
+        }
+        answer
+    };
+    n.clock.advance(Duration::from_secs(200));
+    let answer = deliver(&mut n, &held[0]);
+    assert!(!answer.is_empty(), "within 240 s the last flight is resent");
+    n.clock.advance(Duration::from_secs(45));
+    assert!(
+        deliver(&mut n, &held[1]).is_empty(),
+        "after 240 s it is gone"
+    );
+    // The first answer completes the client's handshake.
+    for d in &answer {
+        n.mc.push(d).unwrap();
+    }
+    assert_eq!(n.c.handshake(), Ok(()));
+    n.exchange();
+}
