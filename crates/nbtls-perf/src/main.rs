@@ -320,7 +320,12 @@ fn describe<T: Transport>(c: &Session<T>) {
 
 /// User + system CPU seconds of this process (/proc/self/stat, in ticks).
 fn cpu_s() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    proc_cpu_s("/proc/self/stat")
+}
+
+/// User + system CPU seconds from a `/proc/PID/stat` file.
+fn proc_cpu_s(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = after.split_whitespace().collect();
     // After the command name: state is field 3, utime 14, stime 15.

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{die, paths, Case};
+use super::{die, paths, proc_cpu_s, Case};
 
 const CHUNK: usize = 64 * 1024;
 const CONN_SECS: f64 = 2.0;
@@ -175,7 +175,10 @@ impl Hops {
 
     /// User + system CPU seconds of the hop processes.
     fn cpu_s(&self) -> f64 {
-        self.children.iter().map(|c| proc_cpu_s(c.id())).sum()
+        self.children
+            .iter()
+            .map(|c| proc_cpu_s(&format!("/proc/{}/stat", c.id())))
+            .sum()
     }
 }
 
@@ -188,19 +191,6 @@ fn wait_listening(port: u16) {
         }
         thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn proc_cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // After the command name: state is field 3, utime 14, stime 15.
-    let tick = |i: usize| {
-        f.get(i - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(14) + tick(15)) / 100.0
 }
 
 /// One connection: `len` bytes there and back, checked.
