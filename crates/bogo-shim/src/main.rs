@@ -127,7 +127,7 @@ fn parse_args() -> Opts {
             "-min-version" => o.min_version = Some(num(value()) as u16),
             "-max-version" => o.max_version = Some(num(value()) as u16),
             "-expect-version" => o.expect_version = Some(num(value()) as u16),
-            "-alpn-protos" => o.alpn_protos = Some(parse_alpn_wire(&value())),
+            "-alpn-protos" | "-advertise-alpn" => o.alpn_protos = Some(parse_alpn_wire(&value())),
             "-select-alpn" => o.select_alpn = Some(value().into_bytes()),
             "-expect-alpn" => o.expect_alpn = Some(value().into_bytes()),
             "-host-name" => o.host_name = Some(value()),
