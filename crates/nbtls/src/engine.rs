@@ -743,6 +743,10 @@ impl Engine {
     }
 
     fn send_alert(&mut self, level: AlertLevel, desc: AlertDescription) {
+        // Over datagrams an alert is a DTLS record, not a TLS one.
+        if self.alert_datagram(level, desc) {
+            return;
+        }
         let r = self.core.record.seal(
             ContentType::ALERT,
             &[level.0, desc.0],

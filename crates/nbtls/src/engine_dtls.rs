@@ -344,6 +344,23 @@ impl Engine {
         Ok(data.len())
     }
 
+    /// Queues an alert as a DTLS record of its own datagram; false when
+    /// this is not a datagram engine.
+    pub(super) fn alert_datagram(&mut self, level: AlertLevel, desc: AlertDescription) -> bool {
+        let (Some(d), Some(io)) = (self.core.dtls.as_mut(), self.dtls_io.as_mut()) else {
+            return false;
+        };
+        let mut out = Vec::new();
+        let epoch = d.records.write_epoch();
+        if d.records
+            .seal(epoch, ContentType::ALERT, &[level.0, desc.0], &mut out)
+            .is_ok()
+        {
+            io.out.push_back(out);
+        }
+        true
+    }
+
     /// Queues our close_notify as a datagram.
     pub fn close_notify_datagram(&mut self) -> Result<()> {
         self.check()?;

@@ -53,6 +53,11 @@ impl<T: Transport> Session<T> {
                 let buf = std::mem::take(&mut self.dgram_buf);
                 let r = self.engine.feed_datagram(&buf[..n]);
                 self.dgram_buf = buf;
+                if r.is_err() {
+                    // The fatal alert the engine queued goes out now: the
+                    // caller may never call again (the TLS path does the same).
+                    let _ = self.flush_datagrams();
+                }
                 r
             }
             Err(e) => Err(self.engine.fail(Error::from_io(&e))),
