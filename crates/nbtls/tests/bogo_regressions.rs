@@ -228,3 +228,40 @@ fn tls13_unsolicited_certificate_entry_extension_is_refused() {
     let err = o.client.expect_err("the client must fail");
     assert_eq!(alert_of(&err), Some(A::UNSUPPORTED_EXTENSION), "{err:?}");
 }
+
+/// BoGo WrongMessageType-*-DTLS (and every DTLS test where nbtls fails): a
+/// DTLS session's fatal alert went out as a TLS record (5-byte header,
+/// version 0x0303) and only on the next call, so a DTLS peer never read it.
+/// It must leave at once, as a DTLS record (RFC 6347 §4.1).
+#[test]
+fn dtls_fatal_alert_is_sent_at_once_as_a_dtls_record() {
+    use nbtls::{Flags, MemoryDatagram, Session, Transport};
+    use std::sync::Arc;
+
+    let (a, mut peer) = MemoryDatagram::pair();
+    let flags = Flags::NONBLOCK | Flags::DATAGRAM;
+    let mut client =
+        Session::client(Arc::new(client_config()), "localhost", a, flags).expect("client");
+    assert_eq!(client.handshake(), Err(Error::Again));
+    let mut buf = vec![0u8; 4096];
+    assert!(peer.pull(&mut buf).expect("ClientHello") > 0);
+
+    // A ServerHelloDone (type 14, empty) where the ServerHello belongs:
+    // DTLS record header (type, version, epoch 0, sequence 0, length),
+    // then the handshake header (type, length, message_seq 0, fragment 0..0).
+    let mut rec = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12];
+    rec.extend_from_slice(&[14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    peer.push(&rec).expect("push");
+    let err = client.handshake().expect_err("the client must fail");
+    assert_eq!(alert_of(&err), Some(A::UNEXPECTED_MESSAGE), "{err:?}");
+
+    let n = peer.pull(&mut buf).expect("the alert was sent at once");
+    let d = &buf[..n];
+    assert_eq!(n, 13 + 2, "one DTLS record with a 2-byte alert: {d:02x?}");
+    assert_eq!(
+        &d[..3],
+        &[21, 0xfe, 0xfd],
+        "DTLS 1.2 alert record: {d:02x?}"
+    );
+    assert_eq!(&d[11..], &[0, 2, 2, A::UNEXPECTED_MESSAGE.0]);
+}
