@@ -1,8 +1,9 @@
 //! The BoGo shim: BoringSSL's test runner (`ssl/test/runner`, built by
 //! `scripts/bogo`) starts this binary once per test with bssl_shim-style
 //! flags. It connects back to the runner, identifies itself with the
-//! 8-byte little-endian `-shim-id`, and runs one TLS connection per
-//! `-resume-count` + 1, echoing application data XORed with 0xff as
+//! 8-byte little-endian `-shim-id`, and runs one TLS connection (or, with
+//! `-dtls`, one DTLS 1.2 connection over the runner's packet stream, see
+//! "DTLS" below) per `-resume-count` + 1, echoing application data XORed with 0xff as
 //! `bssl_shim.cc` does. Exit codes follow the protocol: 0 success,
 //! 1 failure (the reason on stderr, matched against the runner's expected
 //! error through `bogo/config.json`'s ErrorMap), 89 for a flag this shim
