@@ -58,6 +58,8 @@ struct Opts {
     no_tls13: bool,
     no_tls12: bool,
     verify_fail: bool,
+    /// `-verify-fail` on any connection (set by main).
+    verify_fail_any: bool,
     require_any_client_cert: bool,
     max_cert_list: Option<usize>,
     dtls: bool,
@@ -100,12 +102,45 @@ fn parse_alpn_wire(v: &str) -> Vec<Vec<u8>> {
     out
 }
 
-fn parse_args() -> Opts {
+/// Flags that may carry bssl_shim's `-on-initial-` / `-on-resume-` prefix:
+/// the per-connection checks and the verify callback's verdict. A prefixed
+/// flag that shapes the configuration (built once) is unimplemented.
+const PER_CONNECTION: &[&str] = &[
+    "-verify-fail",
+    "-expect-curve-id",
+    "-expect-peer-signature-algorithm",
+    "-expect-session-miss",
+    "-expect-no-peer-cert",
+    "-expect-hrr",
+    "-expect-no-hrr",
+    "-expect-version",
+    "-expect-alpn",
+    "-expect-server-name",
+];
+
+/// The options for one connection: the first (`resume` false) or a
+/// resumption. Prefixed flags for the other kind are read and dropped.
+fn parse_args(resume: bool) -> Opts {
     let mut o = Opts::default();
+    let mut other = Opts::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
-        let flag = args[i].as_str();
+        let (flag, mine) = match args[i]
+            .split_once("-on-initial-")
+            .or(args[i].split_once("-on-resume-"))
+        {
+            Some(("", rest)) => {
+                let base = format!("-{rest}");
+                if !PER_CONNECTION.contains(&base.as_str()) {
+                    unimplemented(&args[i]);
+                }
+                (base, args[i].starts_with("-on-resume-") == resume)
+            }
+            _ => (args[i].clone(), true),
+        };
+        let o = if mine { &mut o } else { &mut other };
+        let flag = flag.as_str();
         let mut value = || -> String {
             i += 1;
             args.get(i)
@@ -267,16 +302,18 @@ fn groups(o: &Opts) -> Option<Vec<NamedGroup>> {
     Some(g)
 }
 
+/// The current connection's `-verify-fail` (set before each connection:
+/// the flag may differ between the first one and resumptions).
+static VERIFY_FAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// bssl_shim's verify callback: accept any chain, or (`-verify-fail`)
 /// reject every one; the handshake signatures are still checked.
 #[derive(Debug)]
-struct ShimVerifier {
-    fail: bool,
-}
+struct ShimVerifier;
 
 impl ShimVerifier {
     fn result(&self) -> nbtls::Result<()> {
-        if self.fail {
+        if VERIFY_FAIL.load(std::sync::atomic::Ordering::SeqCst) {
             Err(Error::Protocol {
                 // What bssl_shim's failing callback yields in BoringSSL.
                 alert: AlertDescription::HANDSHAKE_FAILURE,
@@ -349,9 +386,7 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
             } else {
                 ClientAuth::Request
             };
-            let v = Arc::new(ShimVerifier {
-                fail: o.verify_fail,
-            });
+            let v = Arc::new(ShimVerifier);
             c = c.client_verifier(mode, v);
         }
         if let Some(g) = groups(o) {
@@ -366,14 +401,12 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
             unimplemented("server-only flag on a client");
         }
         let mut c = match &o.trust_cert {
-            Some(path) if o.verify_peer && !o.verify_fail => {
+            Some(path) if o.verify_peer && !o.verify_fail_any => {
                 ClientConfig::new(cfg(TrustAnchors::from_pem_file(path.as_ref())))
             }
             // bssl_shim's certificate callback accepts unless -verify-fail;
             // signatures are checked either way.
-            _ => ClientConfig::with_verifier(Arc::new(ShimVerifier {
-                fail: o.verify_fail,
-            })),
+            _ => ClientConfig::with_verifier(Arc::new(ShimVerifier)),
         };
         c = cfg(c.versions(&vers)).limits(limits(o));
         if let Some(t) = &dtls_time {
@@ -554,24 +587,31 @@ fn main() {
         println!("No");
         return;
     }
-    let o = parse_args();
+    let mut first = parse_args(false);
+    let resumed = parse_args(true);
+    first.verify_fail_any = first.verify_fail || resumed.verify_fail;
     let clock = Arc::new(ShimClock::new());
-    let configs = build_configs(&o, &clock);
+    let configs = build_configs(&first, &clock);
     // Without -host-name bssl_shim sends no SNI; an IP-literal name does the same.
-    let name = o.host_name.clone().unwrap_or_else(|| "127.0.0.1".into());
-    for i in 0..=o.resume_count {
-        let mut tcp = connect(&o);
+    let name = first
+        .host_name
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1".into());
+    for i in 0..=first.resume_count {
+        let o = if i == 0 { &first } else { &resumed };
+        VERIFY_FAIL.store(o.verify_fail, std::sync::atomic::Ordering::SeqCst);
+        let mut tcp = connect(o);
         let result = if o.dtls {
             let mut p = Packets::new(&mut tcp);
-            drive_dtls(&o, &configs, &name, &mut p, &clock, i > 0)
+            drive_dtls(o, &configs, &name, &mut p, &clock, i > 0)
         } else if o.async_io {
             let t = Flaky {
                 tcp: &mut tcp,
                 block_next: false,
             };
-            drive(&o, &configs, &name, t, i > 0)
+            drive(o, &configs, &name, t, i > 0)
         } else {
-            drive(&o, &configs, &name, &mut tcp, i > 0)
+            drive(o, &configs, &name, &mut tcp, i > 0)
         };
         if let Err(e) = result {
             linger(&mut tcp);
