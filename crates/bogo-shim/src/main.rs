@@ -1,8 +1,9 @@
 //! The BoGo shim: BoringSSL's test runner (`ssl/test/runner`, built by
 //! `scripts/bogo`) starts this binary once per test with bssl_shim-style
 //! flags. It connects back to the runner, identifies itself with the
-//! 8-byte little-endian `-shim-id`, and runs one TLS connection per
-//! `-resume-count` + 1, echoing application data XORed with 0xff as
+//! 8-byte little-endian `-shim-id`, and runs one TLS connection (or, with
+//! `-dtls`, one DTLS 1.2 connection over the runner's packet stream, see
+//! "DTLS" below) per `-resume-count` + 1, echoing application data XORed with 0xff as
 //! `bssl_shim.cc` does. Exit codes follow the protocol: 0 success,
 //! 1 failure (the reason on stderr, matched against the runner's expected
 //! error through `bogo/config.json`'s ErrorMap), 89 for a flag this shim
@@ -18,8 +19,8 @@ use std::time::Duration;
 use nbtls::codec::{AlertDescription, NamedGroup, ProtocolVersion};
 use nbtls::x509::verify::{ClientCertVerifier, ServerCertVerifier};
 use nbtls::{
-    CertifiedKey, ClientAuth, ClientConfig, Error, Flags, ServerConfig, Session, Shutdown,
-    Transport, TrustAnchors,
+    CertifiedKey, ClientAuth, ClientConfig, Error, Flags, Limits, ServerConfig, Session, Shutdown,
+    TimeSource, Transport, TrustAnchors,
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -57,7 +58,12 @@ struct Opts {
     no_tls13: bool,
     no_tls12: bool,
     verify_fail: bool,
+    /// `-verify-fail` on any connection (set by main).
+    verify_fail_any: bool,
     require_any_client_cert: bool,
+    max_cert_list: Option<usize>,
+    dtls: bool,
+    mtu: Option<usize>,
 }
 
 fn unimplemented(what: &str) -> ! {
@@ -96,12 +102,45 @@ fn parse_alpn_wire(v: &str) -> Vec<Vec<u8>> {
     out
 }
 
-fn parse_args() -> Opts {
+/// Flags that may carry bssl_shim's `-on-initial-` / `-on-resume-` prefix:
+/// the per-connection checks and the verify callback's verdict. A prefixed
+/// flag that shapes the configuration (built once) is unimplemented.
+const PER_CONNECTION: &[&str] = &[
+    "-verify-fail",
+    "-expect-curve-id",
+    "-expect-peer-signature-algorithm",
+    "-expect-session-miss",
+    "-expect-no-peer-cert",
+    "-expect-hrr",
+    "-expect-no-hrr",
+    "-expect-version",
+    "-expect-alpn",
+    "-expect-server-name",
+];
+
+/// The options for one connection: the first (`resume` false) or a
+/// resumption. Prefixed flags for the other kind are read and dropped.
+fn parse_args(resume: bool) -> Opts {
     let mut o = Opts::default();
+    let mut other = Opts::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
-        let flag = args[i].as_str();
+        let (flag, mine) = match args[i]
+            .split_once("-on-initial-")
+            .or(args[i].split_once("-on-resume-"))
+        {
+            Some(("", rest)) => {
+                let base = format!("-{rest}");
+                if !PER_CONNECTION.contains(&base.as_str()) {
+                    unimplemented(&args[i]);
+                }
+                (base, args[i].starts_with("-on-resume-") == resume)
+            }
+            _ => (args[i].clone(), true),
+        };
+        let o = if mine { &mut o } else { &mut other };
+        let flag = flag.as_str();
         let mut value = || -> String {
             i += 1;
             args.get(i)
@@ -126,7 +165,7 @@ fn parse_args() -> Opts {
             "-min-version" => o.min_version = Some(num(value()) as u16),
             "-max-version" => o.max_version = Some(num(value()) as u16),
             "-expect-version" => o.expect_version = Some(num(value()) as u16),
-            "-alpn-protos" => o.alpn_protos = Some(parse_alpn_wire(&value())),
+            "-alpn-protos" | "-advertise-alpn" => o.alpn_protos = Some(parse_alpn_wire(&value())),
             "-select-alpn" => o.select_alpn = Some(value().into_bytes()),
             "-expect-alpn" => o.expect_alpn = Some(value().into_bytes()),
             "-host-name" => o.host_name = Some(value()),
@@ -144,6 +183,9 @@ fn parse_args() -> Opts {
             "-expect-no-hrr" => o.expect_hrr = Some(false),
             "-verify-fail" => o.verify_fail = true,
             "-require-any-client-certificate" => o.require_any_client_cert = true,
+            "-max-cert-list" => o.max_cert_list = Some(num(value()) as usize),
+            "-dtls" => o.dtls = true,
+            "-mtu" => o.mtu = Some(num(value()) as usize),
             "-no-tls13" => o.no_tls13 = true,
             "-no-tls12" => o.no_tls12 = true,
             // Versions nbtls never speaks: disabling them changes nothing.
@@ -184,13 +226,22 @@ impl Transport for Flaky<'_> {
     }
 }
 
-/// Retries a session call while it reports a resumable result. Async
-/// WouldBlocks are synthetic (the socket is blocking), so retrying at once
-/// is correct; a bound keeps a stuck session from spinning forever.
-fn retry<R>(mut f: impl FnMut() -> nbtls::Result<R>) -> nbtls::Result<R> {
+/// What the shim does when a session call reports a resumable result:
+/// over TCP the WouldBlocks are synthetic (`-async`; the socket blocks), so
+/// it retries at once; over the runner's DTLS packet stream it blocks for the
+/// runner's next command (a datagram, a clock step, an MTU).
+type Wait<'w, T> = &'w mut dyn FnMut(&mut Session<T>) -> nbtls::Result<()>;
+
+/// Retries `f` while it reports a resumable result; a bound keeps a stuck
+/// session from spinning forever.
+fn retry<T: Transport, R>(
+    s: &mut Session<T>,
+    wait: Wait<'_, T>,
+    mut f: impl FnMut(&mut Session<T>) -> nbtls::Result<R>,
+) -> nbtls::Result<R> {
     for _ in 0..10_000_000u32 {
-        match f() {
-            Err(Error::Again | Error::Interrupted) => continue,
+        match f(s) {
+            Err(Error::Again | Error::Interrupted) => wait(s)?,
             r => return r,
         }
     }
@@ -198,6 +249,17 @@ fn retry<R>(mut f: impl FnMut() -> nbtls::Result<R>) -> nbtls::Result<R> {
 }
 
 fn versions(o: &Opts) -> Vec<ProtocolVersion> {
+    if o.dtls {
+        // DTLS version numbers count down: 0xfeff is 1.0, 0xfefd 1.2, 0xfefc
+        // 1.3. nbtls speaks DTLS 1.2, configured as TLS 1.2.
+        let d12 = ProtocolVersion::DTLS1_2.0;
+        let newest = o.max_version.unwrap_or(0);
+        let oldest = o.min_version.unwrap_or(u16::MAX);
+        if (newest != 0 && newest > d12) || oldest < d12 || o.no_tls12 {
+            unimplemented("DTLS version range without DTLS 1.2");
+        }
+        return vec![ProtocolVersion::TLS1_2];
+    }
     let lo = o.min_version.unwrap_or(0);
     let hi = o.max_version.unwrap_or(u16::MAX);
     let v: Vec<ProtocolVersion> = [ProtocolVersion::TLS1_3, ProtocolVersion::TLS1_2]
@@ -240,16 +302,18 @@ fn groups(o: &Opts) -> Option<Vec<NamedGroup>> {
     Some(g)
 }
 
+/// The current connection's `-verify-fail` (set before each connection:
+/// the flag may differ between the first one and resumptions).
+static VERIFY_FAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// bssl_shim's verify callback: accept any chain, or (`-verify-fail`)
 /// reject every one; the handshake signatures are still checked.
 #[derive(Debug)]
-struct ShimVerifier {
-    fail: bool,
-}
+struct ShimVerifier;
 
 impl ShimVerifier {
     fn result(&self) -> nbtls::Result<()> {
-        if self.fail {
+        if VERIFY_FAIL.load(std::sync::atomic::Ordering::SeqCst) {
             Err(Error::Protocol {
                 // What bssl_shim's failing callback yields in BoringSSL.
                 alert: AlertDescription::HANDSHAKE_FAILURE,
@@ -289,23 +353,40 @@ enum Configs {
     Server(Arc<ServerConfig>),
 }
 
-fn build_configs(o: &Opts) -> Configs {
+/// BoringSSL bounds a peer's chain by bytes (`-max-cert-list`, 100 KiB by
+/// default), not by count; the runner sends chains of 50 certificates.
+fn limits(o: &Opts) -> Limits {
+    let mut l = Limits {
+        max_certificate_chain: 128,
+        ..Limits::default()
+    };
+    if let Some(n) = o.max_cert_list {
+        l.max_handshake_message = n;
+    }
+    l
+}
+
+fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
     let vers = versions(o);
+    // DTLS: the runner's clock drives retransmissions, and only the runner
+    // decides when the peer has gone quiet.
+    let dtls_time = o.dtls.then(|| clock.clone() as Arc<dyn TimeSource>);
     if o.server {
         if o.alpn_protos.is_some() {
             unimplemented("-alpn-protos on a server");
         }
         let key = certified_key(o).unwrap_or_else(|| unimplemented("server without -cert-file"));
-        let mut c = cfg(ServerConfig::new(key).versions(&vers));
+        let mut c = cfg(ServerConfig::new(key).versions(&vers)).limits(limits(o));
+        if let Some(t) = &dtls_time {
+            c = c.time_source(t.clone()).handshake_timeout(None);
+        }
         if o.verify_peer || o.require_any_client_cert {
             let mode = if o.require_any_client_cert {
                 ClientAuth::Require
             } else {
                 ClientAuth::Request
             };
-            let v = Arc::new(ShimVerifier {
-                fail: o.verify_fail,
-            });
+            let v = Arc::new(ShimVerifier);
             c = c.client_verifier(mode, v);
         }
         if let Some(g) = groups(o) {
@@ -320,16 +401,17 @@ fn build_configs(o: &Opts) -> Configs {
             unimplemented("server-only flag on a client");
         }
         let mut c = match &o.trust_cert {
-            Some(path) if o.verify_peer && !o.verify_fail => {
+            Some(path) if o.verify_peer && !o.verify_fail_any => {
                 ClientConfig::new(cfg(TrustAnchors::from_pem_file(path.as_ref())))
             }
             // bssl_shim's certificate callback accepts unless -verify-fail;
             // signatures are checked either way.
-            _ => ClientConfig::with_verifier(Arc::new(ShimVerifier {
-                fail: o.verify_fail,
-            })),
+            _ => ClientConfig::with_verifier(Arc::new(ShimVerifier)),
         };
-        c = cfg(c.versions(&vers));
+        c = cfg(c.versions(&vers)).limits(limits(o));
+        if let Some(t) = &dtls_time {
+            c = c.time_source(t.clone()).handshake_timeout(None);
+        }
         if let Some(g) = groups(o) {
             // bssl_shim offers a key share for the first preference only.
             c = cfg(cfg(c.groups(&g)).key_share_groups(&g[..1]));
@@ -362,9 +444,10 @@ fn connect(o: &Opts) -> TcpStream {
 fn run_connection<T: Transport>(
     o: &Opts,
     s: &mut Session<T>,
+    wait: Wait<'_, T>,
     is_resume: bool,
 ) -> nbtls::Result<()> {
-    retry(|| s.handshake())?;
+    retry(s, wait, |s| s.handshake())?;
     let info = s.info();
     if is_resume && info.resumed == o.expect_session_miss {
         fail(format!(
@@ -372,12 +455,23 @@ fn run_connection<T: Transport>(
             info.resumed
         ));
     }
-    if let Some(want) = o.expect_curve_id {
+    // BoringSSL reports a resumed session's group and peer signature scheme
+    // from the original handshake; nbtls reports what this handshake did,
+    // and a TLS 1.2 resumption (or a TLS 1.3 psk_ke one) does neither. So
+    // on a resumption without them there is nothing to compare.
+    let carried_over = |v: bool| is_resume && info.resumed && !v;
+    if let Some(want) = o
+        .expect_curve_id
+        .filter(|_| !carried_over(info.group.is_some()))
+    {
         if info.group.map(|g| g.0) != Some(want) {
             fail(format!("group {:?}, expected {want}", info.group));
         }
     }
-    if let Some(want) = o.expect_peer_sigalg {
+    if let Some(want) = o
+        .expect_peer_sigalg
+        .filter(|_| !carried_over(info.peer_signature_scheme.is_some()))
+    {
         if info.peer_signature_scheme.map(|g| g.0) != Some(want) {
             fail(format!(
                 "peer signature scheme {:?}, expected {want}",
@@ -420,20 +514,26 @@ fn run_connection<T: Transport>(
         }
     }
     if o.shim_writes_first {
-        write_all(s, b"hello")?;
+        write_all(s, wait, b"hello")?;
     }
     if !o.shim_shuts_down {
-        // 512-byte reads, as bssl_shim does, so records span reads.
-        let mut buf = [0u8; 512];
+        // 512-byte reads, as bssl_shim does, so records span reads; a DTLS
+        // read takes one whole record.
+        let mut buf = vec![0u8; if o.dtls { 16384 } else { 512 }];
         loop {
-            let n = retry(|| s.recv(&mut buf))?;
+            let n = match retry(s, wait, |s| s.recv(&mut buf)) {
+                // The runner closed the DTLS packet stream without a
+                // close_notify: the datagram peer is simply gone.
+                Err(Error::PrematureTermination) if o.dtls => 0,
+                r => r?,
+            };
             if n == 0 {
                 break;
             }
             for b in &mut buf[..n] {
                 *b ^= 0xff;
             }
-            write_all(s, &buf[..n])?;
+            write_all(s, wait, &buf[..n])?;
         }
         // bssl_shim insists a TLS 1.3 client got a ticket to cache.
         if !o.server
@@ -443,18 +543,22 @@ fn run_connection<T: Transport>(
             fail("new session was not cached, but we expected the opposite");
         }
         // The peer closed first: answer its close_notify.
-        let _ = retry(|| s.bye(Shutdown::Write));
+        let _ = retry(s, wait, |s| s.bye(Shutdown::Write));
     } else if o.check_close_notify {
-        retry(|| s.bye(Shutdown::ReadWrite))?;
+        retry(s, wait, |s| s.bye(Shutdown::ReadWrite))?;
     } else {
-        retry(|| s.bye(Shutdown::Write))?;
+        retry(s, wait, |s| s.bye(Shutdown::Write))?;
     }
     Ok(())
 }
 
-fn write_all<T: Transport>(s: &mut Session<T>, mut data: &[u8]) -> nbtls::Result<()> {
+fn write_all<T: Transport>(
+    s: &mut Session<T>,
+    wait: Wait<'_, T>,
+    mut data: &[u8],
+) -> nbtls::Result<()> {
     while !data.is_empty() {
-        let n = retry(|| s.send(data))?;
+        let n = retry(s, wait, |s| s.send(data))?;
         data = &data[n..];
     }
     Ok(())
@@ -483,20 +587,31 @@ fn main() {
         println!("No");
         return;
     }
-    let o = parse_args();
-    let configs = build_configs(&o);
+    let mut first = parse_args(false);
+    let resumed = parse_args(true);
+    first.verify_fail_any = first.verify_fail || resumed.verify_fail;
+    let clock = Arc::new(ShimClock::new());
+    let configs = build_configs(&first, &clock);
     // Without -host-name bssl_shim sends no SNI; an IP-literal name does the same.
-    let name = o.host_name.clone().unwrap_or_else(|| "127.0.0.1".into());
-    for i in 0..=o.resume_count {
-        let mut tcp = connect(&o);
-        let result = if o.async_io {
+    let name = first
+        .host_name
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1".into());
+    for i in 0..=first.resume_count {
+        let o = if i == 0 { &first } else { &resumed };
+        VERIFY_FAIL.store(o.verify_fail, std::sync::atomic::Ordering::SeqCst);
+        let mut tcp = connect(o);
+        let result = if o.dtls {
+            let mut p = Packets::new(&mut tcp);
+            drive_dtls(o, &configs, &name, &mut p, &clock, i > 0)
+        } else if o.async_io {
             let t = Flaky {
                 tcp: &mut tcp,
                 block_next: false,
             };
-            drive(&o, &configs, &name, t, i > 0)
+            drive(o, &configs, &name, t, i > 0)
         } else {
-            drive(&o, &configs, &name, &mut tcp, i > 0)
+            drive(o, &configs, &name, &mut tcp, i > 0)
         };
         if let Err(e) = result {
             linger(&mut tcp);
@@ -516,6 +631,13 @@ fn linger(tcp: &mut TcpStream) {
     while matches!(tcp.read(&mut buf), Ok(n) if n > 0) {}
 }
 
+fn session<T: Transport>(c: &Configs, name: &str, t: T, flags: Flags) -> nbtls::Result<Session<T>> {
+    match c {
+        Configs::Client(c) => Session::client(c.clone(), name, t, flags),
+        Configs::Server(c) => Session::server(c.clone(), t, flags),
+    }
+}
+
 fn drive<T: Transport>(
     o: &Opts,
     c: &Configs,
@@ -529,13 +651,199 @@ fn drive<T: Transport>(
     } else {
         Flags::NONE
     };
-    let mut s = match c {
-        Configs::Client(c) => Session::client(c.clone(), name, t, flags)?,
-        Configs::Server(c) => Session::server(c.clone(), t, flags)?,
-    };
+    let mut s = session(c, name, t, flags)?;
     if !o.check_close_notify {
         // bssl_shim stops reading on a clean or an unclean shutdown alike.
         s.set_eof_is_close(true);
     }
-    run_connection(o, &mut s, is_resume)
+    run_connection(o, &mut s, &mut |_| Ok(()), is_resume)
+}
+
+// ---- DTLS over the runner's packet stream ---------------------------------
+//
+// With -dtls the TCP connection carries opcodes (ssl/test/runner/
+// packet_adapter.go): 'P' + u32 length + a datagram, either way; from the
+// runner also 'T' + u64 ns (advance the clock as if a read timed out; answer
+// 't' before anything else), 'M' + u32 (the MTU), 'E' + u64 ns (the next
+// retransmission must be due in exactly that long; u64::MAX: none) and 'U' +
+// u32 ms (the initial retransmission timeout). The session runs
+// non-blocking; whenever it would block, the shim reads the next command.
+
+/// The shim's clock: real time frozen at start, moved only by the runner.
+#[derive(Debug)]
+struct ShimClock {
+    start: std::time::Instant,
+    unix: std::time::SystemTime,
+    offset_ns: std::sync::atomic::AtomicU64,
+}
+
+impl ShimClock {
+    fn new() -> Self {
+        ShimClock {
+            start: std::time::Instant::now(),
+            unix: std::time::SystemTime::now(),
+            offset_ns: 0.into(),
+        }
+    }
+    fn offset(&self) -> Duration {
+        Duration::from_nanos(self.offset_ns.load(std::sync::atomic::Ordering::SeqCst))
+    }
+    fn advance(&self, ns: u64) {
+        self.offset_ns
+            .fetch_add(ns, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl TimeSource for ShimClock {
+    fn now(&self) -> std::time::Instant {
+        self.start + self.offset()
+    }
+    fn unix_time(&self) -> UnixTime {
+        let t = (self.unix + self.offset())
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        UnixTime::since_unix_epoch(t)
+    }
+}
+
+/// The runner's packet stream as a datagram transport: pushes are framed
+/// 'P' packets; pulls take datagrams the shim has read (`command`) or
+/// would block.
+struct Packets<'a> {
+    tcp: &'a mut TcpStream,
+    inbox: std::collections::VecDeque<Vec<u8>>,
+}
+
+enum Command {
+    Packet,
+    Timeout(u64),
+    Mtu(u32),
+    ExpectTimeout(u64),
+    InitialTimeout,
+}
+
+impl<'a> Packets<'a> {
+    fn new(tcp: &'a mut TcpStream) -> Self {
+        Packets {
+            tcp,
+            inbox: Default::default(),
+        }
+    }
+
+    fn read_exact<const N: usize>(&mut self) -> io::Result<[u8; N]> {
+        use std::io::Read;
+        let mut b = [0u8; N];
+        self.tcp.read_exact(&mut b)?;
+        Ok(b)
+    }
+
+    /// Blocks for the runner's next command; a datagram goes to the inbox.
+    fn command(&mut self) -> io::Result<Command> {
+        let [op] = self.read_exact::<1>()?;
+        Ok(match op {
+            b'P' => {
+                use std::io::Read;
+                let n = u32::from_be_bytes(self.read_exact::<4>()?) as usize;
+                let mut d = vec![0u8; n];
+                self.tcp.read_exact(&mut d)?;
+                self.inbox.push_back(d);
+                Command::Packet
+            }
+            b'T' => Command::Timeout(u64::from_be_bytes(self.read_exact::<8>()?)),
+            b'M' => Command::Mtu(u32::from_be_bytes(self.read_exact::<4>()?)),
+            b'E' => Command::ExpectTimeout(u64::from_be_bytes(self.read_exact::<8>()?)),
+            b'U' => {
+                self.read_exact::<4>()?;
+                Command::InitialTimeout
+            }
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unknown packet-stream opcode {other:#x}"),
+                ))
+            }
+        })
+    }
+}
+
+impl Transport for Packets<'_> {
+    fn push(&mut self, data: &[u8]) -> io::Result<usize> {
+        let mut frame = Vec::with_capacity(5 + data.len());
+        frame.push(b'P');
+        frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        frame.extend_from_slice(data);
+        self.tcp.write_all(&frame)?;
+        Ok(data.len())
+    }
+    fn pull(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inbox.pop_front() {
+            Some(d) => {
+                let n = d.len().min(buf.len());
+                buf[..n].copy_from_slice(&d[..n]);
+                Ok(n)
+            }
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+fn transport_error(e: &io::Error) -> Error {
+    Error::Transport {
+        kind: e.kind(),
+        message: e.to_string(),
+    }
+}
+
+/// One runner command, applied to the session.
+fn dtls_wait(s: &mut Session<&mut Packets<'_>>, clock: &ShimClock) -> nbtls::Result<()> {
+    let cmd = match s.transport_mut().command() {
+        Ok(c) => c,
+        // The runner closed the stream: the peer is gone.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(Error::PrematureTermination)
+        }
+        Err(e) => return Err(transport_error(&e)),
+    };
+    match cmd {
+        Command::Packet => {}
+        Command::Timeout(ns) => {
+            clock.advance(ns);
+            // The ack comes first: the runner fails a test whose shim sends
+            // anything before picking up the timeout.
+            s.transport_mut()
+                .tcp
+                .write_all(b"t")
+                .map_err(|e| transport_error(&e))?;
+            s.handle_timeout()?;
+        }
+        Command::Mtu(n) => s.set_mtu(n as usize),
+        Command::ExpectTimeout(ns) => {
+            let want = (ns != u64::MAX).then(|| Duration::from_nanos(ns));
+            if s.timeout() != want {
+                fail(format!(
+                    "next DTLS timeout {:?}, expected {want:?}",
+                    s.timeout()
+                ));
+            }
+        }
+        Command::InitialTimeout => {
+            unimplemented("runner opcode U (initial DTLS retransmission timeout)")
+        }
+    }
+    Ok(())
+}
+
+fn drive_dtls(
+    o: &Opts,
+    c: &Configs,
+    name: &str,
+    p: &mut Packets<'_>,
+    clock: &ShimClock,
+    is_resume: bool,
+) -> nbtls::Result<()> {
+    let mut s = session(c, name, p, Flags::NONBLOCK | Flags::DATAGRAM)?;
+    if let Some(mtu) = o.mtu {
+        s.set_mtu(mtu);
+    }
+    run_connection(o, &mut s, &mut |s| dtls_wait(s, clock), is_resume)
 }

@@ -299,7 +299,10 @@ impl Engine {
         // may already read with its handshake key. Such an alert is accepted
         // until the peer's first protected record, never after the handshake
         // (as OpenSSL does); it is the peer's error, not an unexpected record.
+        // Only a 2-byte record can be one: a protected alert is longer (its
+        // AEAD tag), and must be opened.
         let plaintext_alert = hdr.typ == ContentType::ALERT
+            && hdr.len == 2
             && self.is_handshaking()
             && self.core.record.is_reading_encrypted()
             && self.core.record.read_seq() == 0;
@@ -479,7 +482,12 @@ impl Engine {
                 Ok(Progress::Consumed)
             }
             // TLS 1.2 warnings are not fatal (RFC 5246 §7.2.2), within a bound.
-            d if level == AlertLevel::WARNING && self.is_tls12() => {
+            // A client that has no ServerHello yet may face a TLS 1.2 server
+            // (one warning before its hello): read it by the 1.2 rules.
+            d if level == AlertLevel::WARNING
+                && (self.is_tls12()
+                    || (self.core.side == Side::Client && self.core.info.version.is_none())) =>
+            {
                 self.warning_alerts += 1;
                 if self.warning_alerts > 5 {
                     return Err(Error::LimitExceeded {
@@ -735,6 +743,7 @@ impl Engine {
     }
 
     fn send_alert(&mut self, level: AlertLevel, desc: AlertDescription) {
+        // Over datagrams an alert is a DTLS record of its own, not a TLS one.
         if self.is_datagram() {
             // Best effort: a failed seal leaves only the typed error.
             let _ = self.alert_datagram(level, desc);

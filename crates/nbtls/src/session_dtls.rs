@@ -55,7 +55,8 @@ impl<T: Transport> Session<T> {
                 let r = self.engine.feed_datagram(&buf[..n]);
                 self.dgram_buf = buf;
                 if r.is_err() {
-                    // The fatal alert the engine queued goes out, best effort.
+                    // The fatal alert the engine queued goes out now: the
+                    // caller may never call again (the TLS path does the same).
                     let _ = self.flush_datagrams();
                 }
                 r

@@ -136,6 +136,9 @@ pub fn start(
             ServerExtension::UseSrtp(u) if core.is_dtls() && !config.srtp_profiles.is_empty() => {
                 core.info.srtp_profile = Some(check_srtp(&config, u)?);
             }
+            // We sent supported_groups, so a reply is not unsolicited (RFC 5246
+            // §7.4.1.4); some TLS 1.2 servers echo it. Nothing to use in it.
+            ServerExtension::SupportedGroups(_) => {}
             ServerExtension::RecordSizeLimit(l) if config.common.record_size_limit.is_some() => {
                 if *l < 64 {
                     return Err(Error::illegal("record_size_limit below 64"));
@@ -431,6 +434,11 @@ impl WaitFinished {
         msg.expect(HandshakeType::FINISHED)?;
         if core.pending_read.is_some() {
             return Err(Error::unexpected("Finished before ChangeCipherSpec"));
+        }
+        // RFC 5077 §3.3: a server that acknowledged session_ticket MUST send
+        // NewSessionTicket before its ChangeCipherSpec.
+        if self.hs.ticket_ack && self.hs.ticket.is_none() {
+            return Err(Error::unexpected("promised NewSessionTicket is missing"));
         }
         let WaitFinished {
             mut hs,

@@ -47,7 +47,9 @@ impl ClientState {
         fill_random(&mut random)?;
         core.client_random = random;
         let mut session_id = Vec::new();
-        if config.middlebox_compat && !core.is_dtls() {
+        // Compatibility mode is a TLS 1.3 device (RFC 8446 §D.4); a 1.2-only
+        // client sends an id only to resume by it.
+        if config.middlebox_compat && !core.is_dtls() && offers(&config, ProtocolVersion::TLS1_3) {
             session_id = vec![0; 32];
             fill_random(&mut session_id)?;
         }
@@ -78,6 +80,7 @@ impl ClientState {
             shares,
             transcript: Transcript::default(),
             hrr_suite: None,
+            hrr_replaced_shares: false,
             cookie: None,
             early: false,
             grease: grease_values()?,
@@ -118,6 +121,8 @@ pub struct WaitServerHello {
     transcript: Transcript,
     /// Set after a HelloRetryRequest: the suite it chose.
     hrr_suite: Option<CipherSuite>,
+    /// That HelloRetryRequest named a group: our shares became its one.
+    hrr_replaced_shares: bool,
     cookie: Option<Vec<u8>>,
     /// The session offered for resumption, and its ticket age in ms.
     resume: Option<(ClientSession, u32)>,
@@ -255,8 +260,9 @@ impl WaitServerHello {
                 group: s.group(),
                 payload: s.public().to_vec(),
             });
-            // After a HelloRetryRequest only the requested share (§4.1.2).
-            let grease = self.hrr_suite.is_none().then_some(grease);
+            // After a HelloRetryRequest that named a group, only that share
+            // (§4.1.2); one that did not (a cookie alone) keeps the list as is.
+            let grease = (!self.hrr_replaced_shares).then_some(grease);
             ext.push(ClientExtension::KeyShare(
                 grease.into_iter().chain(shares).collect(),
             ));
@@ -650,6 +656,7 @@ impl WaitServerHello {
                 return Err(Error::illegal("HelloRetryRequest selected a group we sent"));
             }
             self.shares = vec![KeyShare::generate(g)?];
+            self.hrr_replaced_shares = true;
         }
         if cookie.as_ref().is_some_and(|c| c.is_empty()) {
             return Err(Error::decode("empty cookie"));

@@ -371,6 +371,14 @@ pub fn received_chain(
             limit: "certificate chain length",
         });
     }
+    // We ask for no per-certificate extension (status_request, SCT), so any
+    // is unsolicited (RFC 8446 §4.4.2, §4.2).
+    if cert.entries.iter().any(|e| !e.extensions.is_empty()) {
+        return Err(Error::protocol(
+            crate::codec::AlertDescription::UNSUPPORTED_EXTENSION,
+            "unsolicited extension in a CertificateEntry",
+        ));
+    }
     Ok(cert
         .entries
         .into_iter()
