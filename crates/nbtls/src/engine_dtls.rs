@@ -346,6 +346,19 @@ impl Engine {
         };
         if io.peer_ccs && awaits_finished && self.core.pending_read.is_some() {
             io.peer_ccs = false;
+            // A message still buffered came under the old epoch, yet it is
+            // after the ChangeCipherSpec in order: a key change may not cut
+            // through buffered messages (a plaintext Finished would pass).
+            if self
+                .core
+                .dtls
+                .as_ref()
+                .is_some_and(|d| d.reasm.has_buffered())
+            {
+                return Err(Error::unexpected(
+                    "handshake messages buffered across a key change",
+                ));
+            }
             self.core.peer_ccs()?;
         }
         Ok(())

@@ -768,3 +768,37 @@ fn the_last_flight_is_kept_for_240_seconds() {
     assert_eq!(n.c.handshake(), Ok(()));
     n.exchange();
 }
+
+/// A key change may not cut through buffered messages (BoGo's
+/// KeyChangeWithBufferedMessages-DTLS): a plaintext Finished that arrives
+/// before the client's ChangeCipherSpec and ClientKeyExchange waits in the
+/// reassembler under epoch 0; when the ChangeCipherSpec would switch the
+/// read epoch, the server refuses instead of reading that Finished as if
+/// it had come encrypted.
+#[test]
+fn a_key_change_over_buffered_messages_is_refused() {
+    let mut n = Net::default_pair();
+    let mut batches = 0;
+    let r = n.handshake_with(&mut |dir, batch| {
+        batches += 1;
+        if batches != 5 || dir != Dir::ToServer {
+            return batch;
+        }
+        // The client's flight: ClientKeyExchange (message_seq 2), CCS,
+        // Finished (3). Replace the Finished by a plaintext one sent
+        // first, then the CCS, then the key exchange.
+        let recs: Vec<Vec<u8>> = batch.iter().flat_map(|d| split_records(d)).collect();
+        let (cke, ccs) = (recs[0].clone(), recs[1].clone());
+        assert_eq!((cke[0], cke[13], ccs[0]), (22, 16, 20), "flight shape");
+        let finished = record(22, 0, 100, &hs_message(20, 3, &[0x5a; 12]));
+        vec![finished, ccs, cke]
+    });
+    let e = r.expect_err("the server must refuse");
+    assert!(e.starts_with("server:"), "{e}");
+    let sticky = n.s.handshake().unwrap_err();
+    assert_eq!(
+        sticky.alert(),
+        Some(AlertDescription::UNEXPECTED_MESSAGE),
+        "{sticky:?}"
+    );
+}

@@ -124,6 +124,11 @@ impl Reassembler {
         Some(out)
     }
 
+    /// Whether any message (complete or not) waits for its turn.
+    pub fn has_buffered(&self) -> bool {
+        !self.partial.is_empty()
+    }
+
     /// Bytes held for incomplete messages.
     pub fn buffered(&self) -> usize {
         self.partial.iter().map(|p| p.body.len()).sum()
