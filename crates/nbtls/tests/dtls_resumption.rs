@@ -227,6 +227,45 @@ fn is_ccs(d: &[u8]) -> bool {
     d.first() == Some(&CCS)
 }
 
+/// A test clock and the client and server configs that read it.
+fn clocked_configs() -> (Arc<ManualClock>, Arc<ClientConfig>, Arc<ServerConfig>) {
+    let clock = ManualClock::new();
+    let client = Arc::new(client_config().time_source(clock.clone()));
+    let server = Arc::new(server_config().time_source(clock.clone()));
+    (clock, client, server)
+}
+
+/// Which way a datagram goes.
+#[derive(Clone, Copy)]
+enum Dir {
+    /// Client to server.
+    Up,
+    /// Server to client.
+    Down,
+}
+
+impl Link {
+    /// Runs rounds (at most 10) until, in one of them, datagrams going `dir`
+    /// for which `lose` holds are dropped; returns those (none: none came).
+    fn lose_once(&mut self, dir: Dir, lose: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+        for _ in 0..10 {
+            let mut filter = |d: &[u8]| !lose(d);
+            let (up, down, _) = match dir {
+                Dir::Up => self.round(&mut filter, &mut |_| true),
+                Dir::Down => self.round(&mut |_| true, &mut filter),
+            };
+            let lost = match dir {
+                Dir::Up => up,
+                Dir::Down => down,
+            };
+            if !lost.is_empty() {
+                return lost;
+            }
+        }
+        Vec::new()
+    }
+}
+
 /// Runs rounds, advancing the test clock to the next timer when nothing
 /// moves, until both sides are done.
 fn finish_with_timers(l: &mut Link, clock: &ManualClock, what: &str) -> usize {
@@ -254,9 +293,7 @@ fn finish_with_timers(l: &mut Link, clock: &ManualClock, what: &str) -> usize {
 
 #[test]
 fn lost_last_flight_of_a_resumed_handshake_is_retransmitted() {
-    let clock = ManualClock::new();
-    let server = Arc::new(server_config().time_source(clock.clone()));
-    let client = Arc::new(client_config().time_source(clock.clone()));
+    let (clock, client, server) = clocked_configs();
     let mut l = link(&client, &server);
     l.handshake();
 
@@ -264,18 +301,11 @@ fn lost_last_flight_of_a_resumed_handshake_is_retransmitted() {
     // Abbreviated handshake: ClientHello (with the cookie exchange), then
     // the server's ServerHello+CCS+Finished, then the client's CCS+Finished:
     // that last flight, the client's, is lost once.
-    let mut lost = 0;
-    for _ in 0..10 {
-        let (up, _, _) = l.round(
-            &mut |d| lost > 0 || !(is_ccs(d) || has_epoch1_record(d, HANDSHAKE)),
-            &mut |_| true,
-        );
-        lost += up.len();
-        if lost > 0 {
-            break;
-        }
-    }
-    assert!(lost > 0, "the client's final flight was sent and dropped");
+    let lost = l.lose_once(Dir::Up, |d| is_ccs(d) || has_epoch1_record(d, HANDSHAKE));
+    assert!(
+        !lost.is_empty(),
+        "the client's final flight was sent and dropped"
+    );
     assert!(l.c_done, "the client is done once it sent its last flight");
     assert!(
         !l.s_done,
@@ -293,26 +323,17 @@ fn lost_last_flight_of_a_resumed_handshake_is_retransmitted() {
 
 #[test]
 fn lost_server_flight_of_a_resumed_handshake_is_retransmitted() {
-    let clock = ManualClock::new();
-    let server = Arc::new(server_config().time_source(clock.clone()));
-    let client = Arc::new(client_config().time_source(clock.clone()));
+    let (clock, client, server) = clocked_configs();
     let mut l = link(&client, &server);
     l.handshake();
 
     // The server's ServerHello+CCS+Finished is lost once: the client's
     // timer resends its ClientHello, and the server its flight.
     let mut l = link(&client, &server);
-    let mut lost = 0;
-    for _ in 0..10 {
-        let (_, down, _) = l.round(&mut |_| true, &mut |d| {
-            lost > 0 || !(is_ccs(d) || has_epoch1_record(d, HANDSHAKE) || is_server_hello(d))
-        });
-        lost += down.len();
-        if lost > 0 {
-            break;
-        }
-    }
-    assert!(lost > 0, "the server's flight was dropped");
+    let lost = l.lose_once(Dir::Down, |d| {
+        is_ccs(d) || has_epoch1_record(d, HANDSHAKE) || is_server_hello(d)
+    });
+    assert!(!lost.is_empty(), "the server's flight was dropped");
     assert!(!l.c_done && !l.s_done);
     assert!(l.c.timeout().is_some() && l.s.timeout().is_some());
     let fired = finish_with_timers(&mut l, &clock, "resumed, server flight");
@@ -328,22 +349,11 @@ fn is_server_hello(d: &[u8]) -> bool {
 
 #[test]
 fn lost_last_flight_with_a_new_session_ticket_is_retransmitted() {
-    let clock = ManualClock::new();
-    let server = Arc::new(server_config().time_source(clock.clone()));
-    let client = Arc::new(client_config().time_source(clock.clone()));
+    let (clock, client, server) = clocked_configs();
     let mut l = link(&client, &server);
     // Full handshake: the server's last flight is NewSessionTicket, CCS,
     // Finished; drop all of it once.
-    let mut lost = Vec::new();
-    for _ in 0..10 {
-        let (_, down, _) = l.round(&mut |_| true, &mut |d| {
-            !lost_flight_seen(d) || !lost.is_empty()
-        });
-        lost.extend(down);
-        if !lost.is_empty() {
-            break;
-        }
-    }
+    let lost = l.lose_once(Dir::Down, lost_flight_seen);
     assert!(!lost.is_empty(), "the server's last flight was dropped");
     // NewSessionTicket (4) at epoch 0 in what was dropped.
     assert!(
