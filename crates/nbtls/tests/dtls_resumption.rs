@@ -227,6 +227,45 @@ fn is_ccs(d: &[u8]) -> bool {
     d.first() == Some(&CCS)
 }
 
+/// A test clock and the client and server configs that read it.
+fn clocked_configs() -> (Arc<ManualClock>, Arc<ClientConfig>, Arc<ServerConfig>) {
+    let clock = ManualClock::new();
+    let client = Arc::new(client_config().time_source(clock.clone()));
+    let server = Arc::new(server_config().time_source(clock.clone()));
+    (clock, client, server)
+}
+
+/// Which way a datagram goes.
+#[derive(Clone, Copy)]
+enum Dir {
+    /// Client to server.
+    Up,
+    /// Server to client.
+    Down,
+}
+
+impl Link {
+    /// Runs rounds (at most 10) until, in one of them, datagrams going `dir`
+    /// for which `lose` holds are dropped; returns those (none: none came).
+    fn lose_once(&mut self, dir: Dir, lose: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+        for _ in 0..10 {
+            let mut filter = |d: &[u8]| !lose(d);
+            let (up, down, _) = match dir {
+                Dir::Up => self.round(&mut filter, &mut |_| true),
+                Dir::Down => self.round(&mut |_| true, &mut filter),
+            };
+            let lost = match dir {
+                Dir::Up => up,
+                Dir::Down => down,
+            };
+            if !lost.is_empty() {
+                return lost;
+            }
+        }
+        Vec::new()
+    }
+}
+
 /// Runs rounds, advancing the test clock to the next timer when nothing
 /// moves, until both sides are done.
 fn finish_with_timers(l: &mut Link, clock: &ManualClock, what: &str) -> usize {
@@ -254,9 +293,7 @@ fn finish_with_timers(l: &mut Link, clock: &ManualClock, what: &str) -> usize {
 
 #[test]
 fn lost_last_flight_of_a_resumed_handshake_is_retransmitted() {
-    let clock = ManualClock::new();
-    let server = Arc::new(server_config().time_source(clock.clone()));
-    let client = Arc::new(client_config().time_source(clock.clone()));
+    let (clock, client, server) = clocked_configs();
     let mut l = link(&client, &server);
     l.handshake();
 
@@ -264,18 +301,11 @@ fn lost_last_flight_of_a_resumed_handshake_is_retransmitted() {
     // Abbreviated handshake: ClientHello (with the cookie exchange), then
     // the server's ServerHello+CCS+Finished, then the client's CCS+Finished:
     // that last flight, the client's, is lost once.
-    let mut lost = 0;
-    for _ in 0..10 {
-        let (up, _, _) = l.round(
-            &mut |d| lost > 0 || !(is_ccs(d) || has_epoch1_record(d, HANDSHAKE)),
-            &mut |_| true,
-        );
-        lost += up.len();
-        if lost > 0 {
-            break;
-        }
-    }
-    assert!(lost > 0, "the client's final flight was sent and dropped");
+    let lost = l.lose_once(Dir::Up, |d| is_ccs(d) || has_epoch1_record(d, HANDSHAKE));
+    assert!(
+        !lost.is_empty(),
+        "the client's final flight was sent and dropped"
+    );
     assert!(l.c_done, "the client is done once it sent its last flight");
     assert!(
         !l.s_done,
@@ -293,26 +323,17 @@ fn lost_last_flight_of_a_resumed_handshake_is_retransmitted() {
 
 #[test]
 fn lost_server_flight_of_a_resumed_handshake_is_retransmitted() {
-    let clock = ManualClock::new();
-    let server = Arc::new(server_config().time_source(clock.clone()));
-    let client = Arc::new(client_config().time_source(clock.clone()));
+    let (clock, client, server) = clocked_configs();
     let mut l = link(&client, &server);
     l.handshake();
 
     // The server's ServerHello+CCS+Finished is lost once: the client's
     // timer resends its ClientHello, and the server its flight.
     let mut l = link(&client, &server);
-    let mut lost = 0;
-    for _ in 0..10 {
-        let (_, down, _) = l.round(&mut |_| true, &mut |d| {
-            lost > 0 || !(is_ccs(d) || has_epoch1_record(d, HANDSHAKE) || is_server_hello(d))
-        });
-        lost += down.len();
-        if lost > 0 {
-            break;
-        }
-    }
-    assert!(lost > 0, "the server's flight was dropped");
+    let lost = l.lose_once(Dir::Down, |d| {
+        is_ccs(d) || has_epoch1_record(d, HANDSHAKE) || is_server_hello(d)
+    });
+    assert!(!lost.is_empty(), "the server's flight was dropped");
     assert!(!l.c_done && !l.s_done);
     assert!(l.c.timeout().is_some() && l.s.timeout().is_some());
     let fired = finish_with_timers(&mut l, &clock, "resumed, server flight");
@@ -328,22 +349,11 @@ fn is_server_hello(d: &[u8]) -> bool {
 
 #[test]
 fn lost_last_flight_with_a_new_session_ticket_is_retransmitted() {
-    let clock = ManualClock::new();
-    let server = Arc::new(server_config().time_source(clock.clone()));
-    let client = Arc::new(client_config().time_source(clock.clone()));
+    let (clock, client, server) = clocked_configs();
     let mut l = link(&client, &server);
     // Full handshake: the server's last flight is NewSessionTicket, CCS,
     // Finished; drop all of it once.
-    let mut lost = Vec::new();
-    for _ in 0..10 {
-        let (_, down, _) = l.round(&mut |_| true, &mut |d| {
-            !lost_flight_seen(d) || !lost.is_empty()
-        });
-        lost.extend(down);
-        if !lost.is_empty() {
-            break;
-        }
-    }
+    let lost = l.lose_once(Dir::Down, lost_flight_seen);
     assert!(!lost.is_empty(), "the server's last flight was dropped");
     // NewSessionTicket (4) at epoch 0 in what was dropped.
     assert!(
@@ -388,17 +398,27 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use common::peers::{
-    gnutls_client, gnutls_server, openssl_client, openssl_server, require_tools, Peer,
+use common::peers::{gnutls_client, openssl_client, require_tools, Peer};
+use common::udp::{
+    self, gnutls_dtls_echo_server, listen, openssl_dtls_server, recv_within, TIMEOUT,
 };
 
-const TIMEOUT: Duration = Duration::from_secs(15);
-
-fn connect(port: u16, config: &Arc<ClientConfig>) -> Session<UdpSocket> {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
-    Session::client(config.clone(), "localhost", sock, Flags::DATAGRAM).unwrap()
+/// Two connections from one client (one config) to `port`: a full handshake,
+/// then a resumed one; `exchange` runs on each, given the round (0, 1).
+fn connect_twice(
+    port: u16,
+    srv: &mut Peer,
+    case: &str,
+    mut exchange: impl FnMut(&mut Session<UdpSocket>, &mut Peer, usize),
+) {
+    let config = Arc::new(client_config());
+    for round in 0..2 {
+        let mut c = udp::client(port, config.clone());
+        c.handshake()
+            .unwrap_or_else(|e| panic!("{case} {round}: {e}\n{}", srv.dump()));
+        assert_eq!(c.info().resumed, round == 1, "{case} round {round}");
+        exchange(&mut c, srv, round);
+    }
 }
 
 /// s_server prints what it receives; the line must show up.
@@ -420,22 +440,9 @@ fn nbtls_client_resumes_on_openssl_s_server() {
     // Tickets (s_server's default), then session ids (-no_ticket).
     for extra in [None, Some("-no_ticket")] {
         let case = format!("s_server {extra:?}");
-        let mut args = vec![
-            "-dtls1_2",
-            "-cert",
-            p.server_ecdsa.chain_path(),
-            "-key",
-            p.server_ecdsa.key_path(),
-        ];
-        args.extend(extra);
-        let (mut srv, port) = openssl_server(&args);
-        let config = Arc::new(client_config());
-        for round in 0..2 {
-            let mut c = connect(port, &config);
-            c.handshake()
-                .unwrap_or_else(|e| panic!("{case} {round}: {e}\n{}", srv.dump()));
-            assert_eq!(c.info().resumed, round == 1, "{case} round {round}");
-            send_line(&mut c, &mut srv, &format!("line {round}"), &case);
+        let (mut srv, port) = openssl_dtls_server(&p.server_ecdsa, extra.as_slice());
+        connect_twice(port, &mut srv, &case, |c, srv, round| {
+            send_line(c, srv, &format!("line {round}"), &case);
             c.bye(nbtls::Shutdown::Write).unwrap();
             // s_server serves the next connection once it saw this one's
             // close_notify (it prints DONE).
@@ -444,7 +451,7 @@ fn nbtls_client_resumes_on_openssl_s_server() {
                 assert!(Instant::now() < deadline, "{case}: {}", srv.dump());
                 std::thread::sleep(Duration::from_millis(10));
             }
-        }
+        });
         assert_eq!(srv.count_output("Reused session-id"), 1, "{}", srv.dump());
         srv.kill();
     }
@@ -459,57 +466,21 @@ fn nbtls_client_resumes_on_gnutls_serv() {
     // Tickets (gnutls-serv's default), then session ids (--noticket).
     for extra in [None, Some("--noticket")] {
         let case = format!("gnutls-serv {extra:?}");
-        let mut args = vec![
-            "-u",
-            "--echo",
-            "--x509certfile",
-            p.server_ecdsa.chain_path(),
-            "--x509keyfile",
-            p.server_ecdsa.key_path(),
-        ];
-        args.extend(extra);
-        let (mut srv, port) = gnutls_server(&args);
-        let config = Arc::new(client_config());
-        for round in 0..2 {
-            let mut c = connect(port, &config);
-            c.handshake()
-                .unwrap_or_else(|e| panic!("{case} {round}: {e}\n{}", srv.dump()));
-            assert_eq!(c.info().resumed, round == 1, "{case} round {round}");
+        let (mut srv, port) = gnutls_dtls_echo_server(&p.server_ecdsa, extra.as_slice());
+        connect_twice(port, &mut srv, &case, |c, _, round| {
             let line = format!("echo {round}\n");
             c.send(line.as_bytes()).unwrap();
-            assert_eq!(recv_line(&mut c, &case), line, "{case}");
+            assert_eq!(recv_line(c, &case), line, "{case}");
             c.bye(nbtls::Shutdown::Write).unwrap();
-        }
+        });
         srv.kill();
     }
 }
 
-fn listen() -> (UdpSocket, u16) {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let port = sock.local_addr().unwrap().port();
-    (sock, port)
-}
-
-/// A server session for the first client that writes to `sock`.
-fn serve(sock: UdpSocket, config: &Arc<ServerConfig>) -> Session<UdpSocket> {
-    let mut probe = [0u8; 1];
-    let (_, peer) = sock.peek_from(&mut probe).expect("first datagram");
-    sock.connect(peer).unwrap();
-    let id = peer.to_string();
-    Session::server_datagram(config.clone(), id.as_bytes(), sock, Flags::DATAGRAM).unwrap()
-}
-
 fn recv_line(s: &mut Session<UdpSocket>, case: &str) -> String {
     let mut buf = [0u8; 256];
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match s.recv(&mut buf) {
-            Ok(n) => return String::from_utf8_lossy(&buf[..n]).into_owned(),
-            Err(Error::Again) if Instant::now() < deadline => {}
-            Err(e) => panic!("{case}: {e}"),
-        }
-    }
+    let n = recv_within(s, &mut buf, case);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
 #[test]
@@ -534,7 +505,7 @@ fn openssl_s_client_resumes_on_nbtls_server() {
             let sess_arg = if round == 0 { "-sess_out" } else { "-sess_in" };
             let mut peer =
                 openssl_client(port, &["-dtls1_2", "-CAfile", p.ca_path(), sess_arg, sess]);
-            let mut s = serve(sock, &config);
+            let mut s = udp::serve(sock, config.clone());
             s.handshake()
                 .unwrap_or_else(|e| panic!("{case}: {e}\n{}", peer.dump()));
             assert_eq!(s.info().resumed, round == 1, "{case}");

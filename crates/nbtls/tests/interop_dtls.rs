@@ -7,24 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::certs::pki;
-use common::peers::{gnutls_client, gnutls_server, openssl_client, openssl_server, require_tools};
+use common::peers::{gnutls_client, openssl_client, require_tools};
 use common::tls::{client_config, server_config};
+use common::udp::{
+    self, gnutls_dtls_echo_server, listen, openssl_dtls_server, recv_within, TIMEOUT,
+};
 use nbtls::codec::ProtocolVersion;
-use nbtls::{Error, Flags, Session};
-
-const TIMEOUT: Duration = Duration::from_secs(15);
+use nbtls::{Error, Session};
 
 fn client_to(port: u16) -> Session<UdpSocket> {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut s = Session::client(
-        Arc::new(client_config()),
-        "localhost",
-        sock,
-        Flags::DATAGRAM,
-    )
-    .unwrap();
+    let mut s = udp::client(port, Arc::new(client_config()));
     s.handshake().expect("DTLS handshake");
     assert_eq!(s.protocol_version(), Some(ProtocolVersion::DTLS1_2));
     s
@@ -32,26 +24,9 @@ fn client_to(port: u16) -> Session<UdpSocket> {
 
 /// A server session for the first client that writes to `sock`.
 fn serve(sock: UdpSocket) -> Session<UdpSocket> {
-    let mut probe = [0u8; 1];
-    let (_, peer) = sock.peek_from(&mut probe).expect("first datagram");
-    sock.connect(peer).unwrap();
-    let id = peer.to_string();
-    let mut s = Session::server_datagram(
-        Arc::new(server_config()),
-        id.as_bytes(),
-        sock,
-        Flags::DATAGRAM,
-    )
-    .unwrap();
+    let mut s = udp::serve(sock, Arc::new(server_config()));
     s.handshake().expect("DTLS handshake");
     s
-}
-
-fn listen() -> (UdpSocket, u16) {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let port = sock.local_addr().unwrap().port();
-    (sock, port)
 }
 
 #[test]
@@ -60,13 +35,7 @@ fn nbtls_client_to_openssl_and_gnutls_servers() {
         return;
     }
     let p = pki();
-    let (mut srv, port) = openssl_server(&[
-        "-dtls1_2",
-        "-cert",
-        p.server_ecdsa.chain_path(),
-        "-key",
-        p.server_ecdsa.key_path(),
-    ]);
+    let (mut srv, port) = openssl_dtls_server(&p.server_ecdsa, &[]);
     let mut c = client_to(port);
     c.send(b"hello openssl\n").unwrap();
     assert!(
@@ -79,14 +48,7 @@ fn nbtls_client_to_openssl_and_gnutls_servers() {
     let n = c.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"hello nbtls\n");
 
-    let (mut g, port) = gnutls_server(&[
-        "-u",
-        "--echo",
-        "--x509certfile",
-        p.server_rsa.chain_path(),
-        "--x509keyfile",
-        p.server_rsa.key_path(),
-    ]);
+    let (mut g, port) = gnutls_dtls_echo_server(&p.server_rsa, &[]);
     let mut c = client_to(port);
     c.send(b"echo me\n").unwrap();
     let deadline = Instant::now() + TIMEOUT;
@@ -246,17 +208,6 @@ fn all_suites() -> Vec<(CipherSuite, &'static CertFiles)> {
     ]
 }
 
-fn recv_within(s: &mut Session<UdpSocket>, buf: &mut [u8], what: &str) -> usize {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match s.recv(buf) {
-            Ok(n) => return n,
-            Err(Error::Again) if Instant::now() < deadline => {}
-            Err(e) => panic!("{what}: {e}"),
-        }
-    }
-}
-
 /// Our client offers one suite at a time; the peer server (with and
 /// without its cookie exchange where the tool can turn it off) must pick
 /// it; bytes go both ways.
@@ -277,27 +228,19 @@ fn nbtls_client_every_suite_against_openssl_and_gnutls_with_and_without_cookies(
         ];
         for (tool, extra, cookies) in variants {
             let case = format!("{suite} {tool} {extra} cookies={cookies}");
-            let (chain, key) = (cert.chain_path(), cert.key_path());
-            let (mut peer, port) = if tool == "openssl" {
-                let mut a = vec!["-dtls1_2", "-cert", chain, "-key", key];
-                if !extra.is_empty() {
-                    a.push(extra);
-                }
-                openssl_server(&a)
+            let extra = if extra.is_empty() {
+                vec![]
             } else {
-                let mut a = vec!["-u", "--echo", "--x509certfile", chain];
-                a.extend(["--x509keyfile", key]);
-                if !extra.is_empty() {
-                    a.push(extra);
-                }
-                gnutls_server(&a)
+                vec![extra]
+            };
+            let (mut peer, port) = if tool == "openssl" {
+                openssl_dtls_server(cert, &extra)
+            } else {
+                gnutls_dtls_echo_server(cert, &extra)
             };
             let relay = Relay::to(port);
-            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-            sock.connect(("127.0.0.1", relay.port)).unwrap();
-            sock.set_read_timeout(Some(TIMEOUT)).unwrap();
             let cfg = client_config().cipher_suites(&[suite]).unwrap();
-            let mut c = Session::client(Arc::new(cfg), "localhost", sock, Flags::DATAGRAM).unwrap();
+            let mut c = udp::client(relay.port, Arc::new(cfg));
             if let Err(e) = c.handshake() {
                 panic!("{case}: {e}: {}", peer.dump());
             }
@@ -355,16 +298,7 @@ fn openssl_and_gnutls_clients_every_suite_against_nbtls_server_with_and_without_
                 if !cookies {
                     cfg = cfg.dtls_cookies(None);
                 }
-                let mut probe = [0u8; 1];
-                let (_, from) = sock.peek_from(&mut probe).expect("first datagram");
-                sock.connect(from).unwrap();
-                let mut s = Session::server_datagram(
-                    Arc::new(cfg),
-                    from.to_string().as_bytes(),
-                    sock,
-                    Flags::DATAGRAM,
-                )
-                .unwrap();
+                let mut s = udp::serve(sock, Arc::new(cfg));
                 if let Err(e) = s.handshake() {
                     panic!("{case}: {e}: {}", peer.dump());
                 }

@@ -117,34 +117,6 @@ fn exchange_theirs_first(s: &mut Session<TcpStream>, peer: &mut Peer, case: &str
     );
 }
 
-/// The rest of the first complete output line whose trimmed text starts with
-/// `prefix`, waiting up to [`TIMEOUT`] for it.
-fn field(peer: &mut Peer, prefix: &str) -> Option<String> {
-    let find = |peer: &Peer| {
-        [peer.stdout_text(), peer.stderr_text()]
-            .iter()
-            .find_map(|out| {
-                // Only whole lines: the last piece may still be arriving.
-                let whole = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
-                whole
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
-            })
-    };
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = find(peer) {
-            return Some(v);
-        }
-        if Instant::now() >= deadline || !peer.is_running() {
-            // One last look once everything is in.
-            let _ = peer.wait_exit(Duration::ZERO);
-            return find(peer);
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// The base64 body of the first PEM certificate after the line `marker`.
 fn pem_after(peer: &Peer, marker: &str) -> Option<String> {
     let out = peer.stdout_text();
@@ -182,7 +154,7 @@ fn export_args() -> [&'static str; 4] {
 }
 
 fn check_export(s: &Session<TcpStream>, peer: &mut Peer, case: &str) {
-    let Some(theirs) = field(peer, "Keying material:") else {
+    let Some(theirs) = peer.wait_for_field("Keying material:", TIMEOUT) else {
         panic!(
             "{case}: OpenSSL printed no keying material\n{}",
             peer.dump()
@@ -306,7 +278,9 @@ fn groups_both_roles() {
             "{case}: unexpected HelloRetryRequest"
         );
         assert_eq!(
-            field(&mut client, "Server Temp Key:").as_deref(),
+            client
+                .wait_for_field("Server Temp Key:", TIMEOUT)
+                .as_deref(),
             Some(temp_key),
             "{case}\n{}",
             client.dump()
@@ -365,7 +339,9 @@ fn server_certificate_types_both_roles() {
         wait_verified(&mut client, &case);
         assert_eq!(s.info().signature_scheme, Some(scheme), "{case}");
         assert_eq!(
-            field(&mut client, "Peer signature type:").as_deref(),
+            client
+                .wait_for_field("Peer signature type:", TIMEOUT)
+                .as_deref(),
             Some(openssl_type),
             "{case}\n{}",
             client.dump()
@@ -541,7 +517,7 @@ fn alpn_both_roles() {
     wait_verified(&mut client, case);
     assert_eq!(s.alpn_protocol(), Some(&b"h2"[..]), "{case}");
     assert_eq!(
-        field(&mut client, "ALPN protocol:").as_deref(),
+        client.wait_for_field("ALPN protocol:", TIMEOUT).as_deref(),
         Some("h2"),
         "{case}\n{}",
         client.dump()
@@ -648,7 +624,9 @@ fn sni_selects_certificate() {
             "CN = localhost"
         };
         assert!(
-            field(&mut client, "subject=").is_some_and(|s| s.ends_with(subject)),
+            client
+                .wait_for_field("subject=", TIMEOUT)
+                .is_some_and(|s| s.ends_with(subject)),
             "{case}: subject\n{}",
             client.dump()
         );
@@ -698,7 +676,9 @@ fn hello_retry_both_roles() {
     assert!(s.info().hello_retry, "{case}: no HelloRetryRequest");
     assert_eq!(s.group(), Some(NamedGroup::SECP384R1), "{case}");
     assert_eq!(
-        field(&mut client, "Server Temp Key:").as_deref(),
+        client
+            .wait_for_field("Server Temp Key:", TIMEOUT)
+            .as_deref(),
         Some("ECDH, secp384r1, 384 bits"),
         "{case}\n{}",
         client.dump()

@@ -18,17 +18,16 @@ mod common;
 
 use std::net::UdpSocket;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use common::certs::pki;
-use common::peers::{
-    gnutls_client, gnutls_server, openssl_client, openssl_server, require_tools, Peer,
-};
+use common::peers::{gnutls_client, openssl_client, require_tools, Peer};
 use common::tls::{client_config, server_config};
 use common::tls_extra::hex;
-use nbtls::{Error, Flags, Session, SrtpProtectionProfile as P};
+use common::udp::{
+    self, gnutls_dtls_echo_server, listen, openssl_dtls_server, recv_within, TIMEOUT,
+};
+use nbtls::{Session, SrtpProtectionProfile as P};
 
-const TIMEOUT: Duration = Duration::from_secs(15);
 const LABEL: &str = "EXTRACTOR-dtls_srtp";
 
 /// The exporter length RFC 5764 §4.2 uses for `p`.
@@ -37,33 +36,29 @@ fn material_len(p: P) -> usize {
     2 * (k + s)
 }
 
-/// The value after `prefix` on a whole line of the peer's output.
-fn field(peer: &mut Peer, prefix: &str) -> Option<String> {
-    let find = |peer: &Peer| {
-        [peer.stdout_text(), peer.stderr_text()]
-            .iter()
-            .find_map(|out| {
-                let whole = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
-                whole
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
-            })
-    };
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = find(peer) {
-            return Some(v);
-        }
-        if Instant::now() >= deadline || !peer.is_running() {
-            return find(peer);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The line prefixes under which a tool prints the negotiated profile and,
+/// when asked to export, the SRTP keying material.
+struct Printed {
+    profile: &'static str,
+    material: &'static str,
 }
+
+/// `openssl s_server` and `s_client`.
+const OPENSSL: Printed = Printed {
+    profile: "SRTP Extension negotiated, profile=",
+    material: "Keying material:",
+};
+
+/// `gnutls-cli` (gnutls-serv prints neither).
+const GNUTLS_CLI: Printed = Printed {
+    profile: "- SRTP profile:",
+    material: "- Key material:",
+};
 
 fn check_material(s: &Session<UdpSocket>, peer: &mut Peer, prefix: &str, case: &str) {
     let ours = s.srtp_keying_material().expect("SRTP keying material");
-    let theirs = field(peer, prefix)
+    let theirs = peer
+        .wait_for_field(prefix, TIMEOUT)
         .unwrap_or_else(|| panic!("{case}: no keying material printed\n{}", peer.dump()));
     assert_eq!(
         theirs.to_ascii_lowercase(),
@@ -78,45 +73,50 @@ fn check_material(s: &Session<UdpSocket>, peer: &mut Peer, prefix: &str, case: &
 }
 
 fn client_to(port: u16, offer: &[P]) -> Session<UdpSocket> {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let cfg = client_config().srtp_profiles(offer);
-    Session::client(Arc::new(cfg), "localhost", sock, Flags::DATAGRAM).unwrap()
+    udp::client(port, Arc::new(client_config().srtp_profiles(offer)))
 }
 
-fn listen() -> (UdpSocket, u16) {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let port = sock.local_addr().unwrap().port();
-    (sock, port)
-}
-
-/// A server session (preferring `accept`) for the first client that
-/// writes to `sock`.
-fn serve(sock: UdpSocket, accept: &[P]) -> Session<UdpSocket> {
-    let mut probe = [0u8; 1];
-    let (_, peer) = sock.peek_from(&mut probe).expect("first datagram");
-    sock.connect(peer).unwrap();
-    let cfg = server_config().srtp_profiles(accept);
-    Session::server_datagram(
-        Arc::new(cfg),
-        peer.to_string().as_bytes(),
-        sock,
-        Flags::DATAGRAM,
-    )
-    .unwrap()
-}
-
-fn recv_within(s: &mut Session<UdpSocket>, buf: &mut [u8], what: &str) -> usize {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match s.recv(buf) {
-            Ok(n) => return n,
-            Err(Error::Again) if Instant::now() < deadline => {}
-            Err(e) => panic!("{what}: {e}"),
-        }
+/// Per case `(accept, want, name)`: our server preferring `accept` against the
+/// client `spawn` starts (given our port and the keying material length to
+/// export) negotiates `want`, which the client prints as `name`, with the same
+/// keying material.
+fn serve_each(cases: &[(&[P], P, &str)], printed: &Printed, spawn: impl Fn(u16, &str) -> Peer) {
+    for &(accept, want, name) in cases {
+        let (sock, port) = listen();
+        let peer = spawn(port, &material_len(want).to_string());
+        let cfg = server_config().srtp_profiles(accept);
+        let mut s = udp::serve(sock, Arc::new(cfg));
+        check_peer_agrees(&mut s, peer, printed, want, name);
     }
+}
+
+/// Completes `s`'s handshake with `peer` (`case` names it in a failure) and
+/// checks the profile it negotiated.
+fn handshake(s: &mut Session<UdpSocket>, peer: &Peer, want: Option<P>, case: &str) {
+    if let Err(e) = s.handshake() {
+        panic!("{case}: {e}\n{}", peer.dump());
+    }
+    assert_eq!(s.srtp_profile(), want, "{case}");
+}
+
+/// After [`handshake`] on `want`: the peer printed that profile as `name` and
+/// the same keying material as ours. Ends the peer.
+fn check_peer_agrees(
+    s: &mut Session<UdpSocket>,
+    mut peer: Peer,
+    printed: &Printed,
+    want: P,
+    name: &str,
+) {
+    handshake(s, &peer, Some(want), name);
+    assert_eq!(
+        peer.wait_for_field(printed.profile, TIMEOUT).as_deref(),
+        Some(name),
+        "{}",
+        peer.dump()
+    );
+    check_material(s, &mut peer, printed.material, name);
+    peer.kill();
 }
 
 #[test]
@@ -133,48 +133,26 @@ fn nbtls_client_against_openssl_server() {
     ] {
         let len = material_len(profile).to_string();
         let profiles = format!("SRTP_AES128_CM_SHA1_32:{name}");
-        let (mut srv, port) = openssl_server(&[
-            "-dtls1_2",
-            "-cert",
-            p.server_ecdsa.chain_path(),
-            "-key",
-            p.server_ecdsa.key_path(),
-            "-use_srtp",
-            &profiles,
-            "-keymatexport",
-            LABEL,
-            "-keymatexportlen",
-            &len,
-        ]);
-        let mut c = client_to(port, &[P::AEAD_AES_128_GCM, P::AES128_CM_HMAC_SHA1_80]);
-        if let Err(e) = c.handshake() {
-            panic!("{name}: {e}\n{}", srv.dump());
-        }
-        assert_eq!(c.srtp_profile(), Some(profile), "{name}");
-        assert_eq!(
-            field(&mut srv, "SRTP Extension negotiated, profile=").as_deref(),
-            Some(name),
-            "{}",
-            srv.dump()
+        let (srv, port) = openssl_dtls_server(
+            &p.server_ecdsa,
+            &[
+                "-use_srtp",
+                &profiles,
+                "-keymatexport",
+                LABEL,
+                "-keymatexportlen",
+                &len,
+            ],
         );
-        check_material(&c, &mut srv, "Keying material:", name);
-        srv.kill();
+        let mut c = client_to(port, &[P::AEAD_AES_128_GCM, P::AES128_CM_HMAC_SHA1_80]);
+        check_peer_agrees(&mut c, srv, &OPENSSL, profile, name);
     }
 
     // No common profile: plain DTLS, no profile, no SRTP keys.
-    let (mut srv, port) = openssl_server(&[
-        "-dtls1_2",
-        "-cert",
-        p.server_ecdsa.chain_path(),
-        "-key",
-        p.server_ecdsa.key_path(),
-        "-use_srtp",
-        "SRTP_AES128_CM_SHA1_32",
-    ]);
+    let (mut srv, port) =
+        openssl_dtls_server(&p.server_ecdsa, &["-use_srtp", "SRTP_AES128_CM_SHA1_32"]);
     let mut c = client_to(port, &[P::AES128_CM_HMAC_SHA1_80]);
-    c.handshake()
-        .unwrap_or_else(|e| panic!("{e}\n{}", srv.dump()));
-    assert_eq!(c.srtp_profile(), None);
+    handshake(&mut c, &srv, None, "no common profile");
     assert!(c.srtp_keying_material().is_err());
     c.send(b"plain dtls\n").unwrap();
     assert!(srv.wait_for_output("plain dtls", TIMEOUT), "{}", srv.dump());
@@ -188,16 +166,20 @@ fn openssl_client_against_nbtls_server() {
     }
     let p = pki();
     // The client offers GCM first; our preference decides.
-    for (accept, name) in [
+    let cases = [
         (
             &[P::AES128_CM_HMAC_SHA1_80, P::AEAD_AES_128_GCM][..],
+            P::AES128_CM_HMAC_SHA1_80,
             "SRTP_AES128_CM_SHA1_80",
         ),
-        (&[P::AEAD_AES_128_GCM][..], "SRTP_AEAD_AES_128_GCM"),
-    ] {
-        let (sock, port) = listen();
-        let len = material_len(accept[0]).to_string();
-        let mut peer = openssl_client(
+        (
+            &[P::AEAD_AES_128_GCM][..],
+            P::AEAD_AES_128_GCM,
+            "SRTP_AEAD_AES_128_GCM",
+        ),
+    ];
+    serve_each(&cases, &OPENSSL, |port, len| {
+        openssl_client(
             port,
             &[
                 "-dtls1_2",
@@ -208,23 +190,10 @@ fn openssl_client_against_nbtls_server() {
                 "-keymatexport",
                 LABEL,
                 "-keymatexportlen",
-                &len,
+                len,
             ],
-        );
-        let mut s = serve(sock, accept);
-        if let Err(e) = s.handshake() {
-            panic!("{name}: {e}\n{}", peer.dump());
-        }
-        assert_eq!(s.srtp_profile(), Some(accept[0]), "{name}");
-        assert_eq!(
-            field(&mut peer, "SRTP Extension negotiated, profile=").as_deref(),
-            Some(name),
-            "{}",
-            peer.dump()
-        );
-        check_material(&s, &mut peer, "Keying material:", name);
-        peer.kill();
-    }
+        )
+    });
 }
 
 #[test]
@@ -237,16 +206,7 @@ fn nbtls_client_against_gnutls_server() {
         ("SRTP_AES128_CM_HMAC_SHA1_80", P::AES128_CM_HMAC_SHA1_80),
         ("SRTP_AES128_CM_HMAC_SHA1_32", P::AES128_CM_HMAC_SHA1_32),
     ] {
-        let (mut g, port) = gnutls_server(&[
-            "-u",
-            "--echo",
-            "--x509certfile",
-            p.server_rsa.chain_path(),
-            "--x509keyfile",
-            p.server_rsa.key_path(),
-            "--srtp-profiles",
-            name,
-        ]);
+        let (mut g, port) = gnutls_dtls_echo_server(&p.server_rsa, &["--srtp-profiles", name]);
         let mut c = client_to(
             port,
             &[
@@ -255,10 +215,7 @@ fn nbtls_client_against_gnutls_server() {
                 P::AES128_CM_HMAC_SHA1_80,
             ],
         );
-        if let Err(e) = c.handshake() {
-            panic!("{name}: {e}\n{}", g.dump());
-        }
-        assert_eq!(c.srtp_profile(), Some(profile), "{name}");
+        handshake(&mut c, &g, Some(profile), name);
         let m = c.srtp_keying_material().unwrap();
         assert_eq!(m.to_bytes().len(), material_len(profile));
         c.send(b"echo me\n").unwrap();
@@ -275,24 +232,20 @@ fn gnutls_client_against_nbtls_server() {
         return;
     }
     let p = pki();
-    for (accept, name) in [
+    let cases = [
         (
             &[P::AEAD_AES_128_GCM, P::AES128_CM_HMAC_SHA1_80][..],
+            P::AES128_CM_HMAC_SHA1_80,
             "SRTP_AES128_CM_HMAC_SHA1_80",
         ),
         (
             &[P::AES128_CM_HMAC_SHA1_32, P::AES128_CM_HMAC_SHA1_80][..],
+            P::AES128_CM_HMAC_SHA1_32,
             "SRTP_AES128_CM_HMAC_SHA1_32",
         ),
-    ] {
-        let (sock, port) = listen();
-        let expected = if name.ends_with("_80") {
-            P::AES128_CM_HMAC_SHA1_80
-        } else {
-            P::AES128_CM_HMAC_SHA1_32
-        };
-        let len = material_len(expected).to_string();
-        let mut peer = gnutls_client(
+    ];
+    serve_each(&cases, &GNUTLS_CLI, |port, len| {
+        gnutls_client(
             port,
             &[
                 "-u",
@@ -303,21 +256,8 @@ fn gnutls_client_against_nbtls_server() {
                 "--keymatexport",
                 LABEL,
                 "--keymatexportsize",
-                &len,
+                len,
             ],
-        );
-        let mut s = serve(sock, accept);
-        if let Err(e) = s.handshake() {
-            panic!("{name}: {e}\n{}", peer.dump());
-        }
-        assert_eq!(s.srtp_profile(), Some(expected), "{name}");
-        assert_eq!(
-            field(&mut peer, "- SRTP profile:").as_deref(),
-            Some(name),
-            "{}",
-            peer.dump()
-        );
-        check_material(&s, &mut peer, "- Key material:", name);
-        peer.kill();
-    }
+        )
+    });
 }

@@ -6,8 +6,6 @@ mod common;
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use common::certs::{pki, CertFiles};
 use common::peers::{
@@ -109,36 +107,10 @@ fn our_export(s: &Session<TcpStream>, case: &str) -> String {
     hex(&out)
 }
 
-/// The rest of the first whole output line whose trimmed text starts with `prefix`,
-/// waiting up to [`TIMEOUT`] for it.
-fn field(peer: &mut Peer, prefix: &str) -> Option<String> {
-    let find = |peer: &Peer| {
-        [peer.stdout_text(), peer.stderr_text()]
-            .iter()
-            .find_map(|out| {
-                let whole = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
-                whole
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
-            })
-    };
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = find(peer) {
-            return Some(v);
-        }
-        if Instant::now() >= deadline || !peer.is_running() {
-            let _ = peer.wait_exit(Duration::ZERO);
-            return find(peer);
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Our exporter equals what the peer printed after `prefix` (OpenSSL `Keying
 /// material:`, GnuTLS `- Key material:`).
 fn check_export(s: &Session<TcpStream>, peer: &mut Peer, prefix: &str, case: &str) {
-    let Some(theirs) = field(peer, prefix) else {
+    let Some(theirs) = peer.wait_for_field(prefix, TIMEOUT) else {
         panic!(
             "{case}: the peer printed no keying material\n{}",
             peer.dump()
@@ -331,7 +303,9 @@ fn every_suite_and_exporter_with_openssl() {
             &case,
         );
         assert_eq!(
-            field(&mut client, "Extended master secret:").as_deref(),
+            client
+                .wait_for_field("Extended master secret:", TIMEOUT)
+                .as_deref(),
             Some("yes"),
             "{case}\n{}",
             client.dump()
@@ -448,7 +422,9 @@ fn every_group_both_peers_both_roles() {
         wait_verified(&mut client, &case);
         assert_eq!(s.group(), Some(group), "{case}");
         assert_eq!(
-            field(&mut client, "Server Temp Key:").as_deref(),
+            client
+                .wait_for_field("Server Temp Key:", TIMEOUT)
+                .as_deref(),
             Some(temp_key),
             "{case}\n{}",
             client.dump()
@@ -703,7 +679,7 @@ fn alpn_both_peers_both_roles() {
     wait_verified(&mut client, case);
     assert_eq!(s.alpn_protocol(), Some(&b"h2"[..]), "{case}");
     assert_eq!(
-        field(&mut client, "ALPN protocol:").as_deref(),
+        client.wait_for_field("ALPN protocol:", TIMEOUT).as_deref(),
         Some("h2"),
         "{case}\n{}",
         client.dump()

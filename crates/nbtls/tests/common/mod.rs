@@ -63,3 +63,4 @@ pub mod sched;
 pub mod tcp;
 pub mod tls;
 pub mod tls_extra;
+pub mod udp;

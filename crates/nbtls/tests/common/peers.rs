@@ -305,6 +305,23 @@ impl Peer {
         self.wait_until(timeout, |p| lock(&p.stdout).len() >= len)
     }
 
+    /// The rest (trimmed) of the first whole output line, stdout before stderr, whose
+    /// trimmed text starts with `prefix`, waiting up to `timeout` for it. `None` on
+    /// timeout, or once the peer exited and all its output was read without one.
+    pub fn wait_for_field(&mut self, prefix: &str, timeout: Duration) -> Option<String> {
+        let find = |p: &Peer| {
+            [p.stdout_text(), p.stderr_text()].iter().find_map(|out| {
+                // Only whole lines: the last piece may still be arriving.
+                let whole = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
+                whole
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
+            })
+        };
+        self.wait_until(timeout, |p| find(p).is_some());
+        find(self)
+    }
+
     fn wait_until(&mut self, timeout: Duration, done: impl Fn(&Peer) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
