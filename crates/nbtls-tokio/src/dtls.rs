@@ -368,25 +368,33 @@ impl<S: DatagramIo> DtlsStream<S> {
         Poll::Ready(Ok(n))
     }
 
+    /// One datagram's data ([`poll_recv`](Self::poll_recv)). Cancellation
+    /// safe: a datagram read from the socket is kept in the engine until a
+    /// `recv` returns it.
     pub async fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_recv(cx, buf)).await
     }
 
     /// `recv` with the record's sequence number (`epoch << 48 | seq`).
+    /// Cancellation safe, as `recv`.
     pub async fn recv_with_seq(&mut self, buf: &mut [u8]) -> io::Result<(usize, u64)> {
         poll_fn(|cx| self.poll_recv_with_seq(cx, buf)).await
     }
 
+    /// One datagram ([`poll_send`](Self::poll_send)). Cancellation safe:
+    /// dropped before it returns, the datagram was either not sealed or is
+    /// queued and goes out with the next call.
     pub async fn send(&mut self, data: &[u8]) -> io::Result<usize> {
         poll_fn(|cx| self.poll_send(cx, data)).await
     }
 
-    /// Sends every queued datagram.
+    /// Sends every queued datagram. Cancellation safe.
     pub async fn flush(&mut self) -> io::Result<()> {
         poll_fn(|cx| self.poll_flush_out(cx)).await
     }
 
     /// Sends close_notify (once; DTLS has no half-close to wait for).
+    /// Cancellation safe: called again, it only finishes the sending.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.engine.close_notify_datagram().map_err(io_error)?;
         self.flush().await
