@@ -8,8 +8,9 @@ mod common;
 use common::mitm::{hook, Dir, Rec, Verdict, Wired};
 use common::tls::{client_config, server_config};
 use nbtls::codec::{
-    AlertDescription as A, Certificate13, ClientHello, ContentType, HandshakeMessage,
-    HandshakeType as H, NamedGroup, ProtocolVersion, ServerExtension, ServerHello,
+    AlertDescription as A, Certificate13, ClientExtension, ClientHello, ContentType,
+    HandshakeMessage, HandshakeType as H, NamedGroup, OfferedPsks, ProtocolVersion, PskIdentity,
+    ServerExtension, ServerHello,
 };
 use nbtls::{Error, ServerConfig};
 
@@ -264,4 +265,54 @@ fn dtls_fatal_alert_is_sent_at_once_as_a_dtls_record() {
         "DTLS 1.2 alert record: {d:02x?}"
     );
     assert_eq!(&d[11..], &[0, 2, 2, A::UNEXPECTED_MESSAGE.0]);
+}
+
+/// A ClientHello carrying a pre_shared_key whose binder is 12 bytes (a TLS 1.2
+/// "binder", as a client offering a 1.2 session both ways sends), last.
+fn with_short_psk_binder(rec: &mut Rec) {
+    if rec.dir == Dir::ToServer && rec.hs_type() == Some(H::CLIENT_HELLO) {
+        let mut ch = ClientHello::from_message(&rec.payload).expect("client hello");
+        ch.extensions
+            .push(ClientExtension::PreSharedKey(OfferedPsks {
+                identities: vec![PskIdentity {
+                    identity: b"ticket".to_vec(),
+                    obfuscated_ticket_age: 0,
+                }],
+                binders: vec![vec![7; 12]],
+            }));
+        rec.payload = ch.to_message_bytes();
+    }
+}
+
+/// BoGo Resume-Server-TLS12-TLS12-TLS/DTLS: pre_shared_key is TLS 1.3's, so a
+/// server negotiating TLS 1.2 ignores it; it refused the hello with
+/// decode_error for a binder shorter than TLS 1.3's 32 bytes. In TLS 1.3 the
+/// syntax (`PskBinderEntry<32..255>`, RFC 8446 §4.2.11) still holds.
+/// (The edit changes the transcript, so the Finished check fails later.)
+#[test]
+fn tls12_server_ignores_a_malformed_tls13_pre_shared_key() {
+    let client = client_config().versions(V12).expect("versions");
+    let mut w = Wired::new(client, tls12_server());
+    w.mitm.set_hook(hook(|_ctx, rec: &mut Rec| {
+        with_short_psk_binder(rec);
+        Verdict::Forward
+    }));
+    let o = w.handshake();
+    assert!(
+        sent(&w, Dir::ToClient, H::SERVER_HELLO),
+        "the TLS 1.2 server answered the hello: {o:?}"
+    );
+    if let Err(e) = &o.server {
+        assert_ne!(alert_of(e), Some(A::DECODE_ERROR), "{e:?}");
+    }
+
+    let mut w = Wired::new(client_config(), server_config());
+    w.mitm.set_hook(hook(|_ctx, rec: &mut Rec| {
+        with_short_psk_binder(rec);
+        Verdict::Forward
+    }));
+    let o = w.handshake();
+    assert!(!sent(&w, Dir::ToClient, H::SERVER_HELLO), "{o:?}");
+    let err = o.server.expect_err("the TLS 1.3 server must fail");
+    assert_eq!(alert_of(&err), Some(A::DECODE_ERROR), "{err:?}");
 }

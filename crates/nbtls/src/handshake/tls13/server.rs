@@ -161,6 +161,7 @@ impl WaitClientHello {
             let st = crate::handshake::tls12::server::respond(core, self.config, &hello, msg.raw)?;
             return Ok(ServerState::Tls12(Box::new(st)));
         }
+        hello.check_pre_shared_key()?;
         if hello.compression_methods != [0] {
             return Err(Error::illegal(
                 "TLS 1.3 ClientHello must offer only null compression",
