@@ -316,3 +316,32 @@ fn tls12_server_ignores_a_malformed_tls13_pre_shared_key() {
     let err = o.server.expect_err("the TLS 1.3 server must fail");
     assert_eq!(alert_of(&err), Some(A::DECODE_ERROR), "{err:?}");
 }
+
+/// BoGo TLS13-SendNoKEMModesWithPSK-Server: a ClientHello offering a PSK
+/// without psk_key_exchange_modes must be refused with missing_extension (RFC
+/// 8446 §4.2.9, §9.2); the server ignored the PSK and went on.
+#[test]
+fn tls13_psk_without_key_exchange_modes_is_refused() {
+    let mut w = Wired::new(client_config(), server_config());
+    w.mitm.set_hook(hook(|_ctx, rec: &mut Rec| {
+        if rec.dir == Dir::ToServer && rec.hs_type() == Some(H::CLIENT_HELLO) {
+            let mut ch = ClientHello::from_message(&rec.payload).expect("client hello");
+            ch.extensions
+                .retain(|e| !matches!(e, ClientExtension::PskKeyExchangeModes(_)));
+            ch.extensions
+                .push(ClientExtension::PreSharedKey(OfferedPsks {
+                    identities: vec![PskIdentity {
+                        identity: b"ticket".to_vec(),
+                        obfuscated_ticket_age: 0,
+                    }],
+                    binders: vec![vec![7; 32]],
+                }));
+            rec.payload = ch.to_message_bytes();
+        }
+        Verdict::Forward
+    }));
+    let o = w.handshake();
+    assert!(!sent(&w, Dir::ToClient, H::SERVER_HELLO), "{o:?}");
+    let err = o.server.expect_err("the server must fail");
+    assert_eq!(alert_of(&err), Some(A::MISSING_EXTENSION), "{err:?}");
+}
