@@ -1,16 +1,17 @@
 //! Regressions for library bugs found by BoringSSL's BoGo suite (`scripts/bogo`,
 //! issue 8). Each test names the BoGo case that exposed the bug and checks the
 //! behaviour directly, between two nbtls sessions with a man in the middle
-//! (`common::mitm`) playing the misbehaving or unusual peer.
+//! (`common::mitm`) playing the misbehaving or unusual peer; the DTLS ones
+//! relay datagrams by hand and seal the peer's records from its logged keys.
 
 mod common;
 
 use common::mitm::{hook, Dir, Rec, Verdict, Wired};
 use common::tls::{client_config, server_config};
 use nbtls::codec::{
-    AlertDescription as A, Certificate13, ClientExtension, ClientHello, ContentType,
-    HandshakeMessage, HandshakeType as H, NamedGroup, OfferedPsks, ProtocolVersion, PskIdentity,
-    ServerExtension, ServerHello,
+    AlertDescription as A, Certificate12, Certificate13, CertificateRequest12, ClientExtension,
+    ClientHello, ContentType, HandshakeMessage, HandshakeType as H, NamedGroup, OfferedPsks,
+    ProtocolVersion, PskIdentity, ServerExtension, ServerHello,
 };
 use nbtls::{Error, ServerConfig};
 
@@ -344,6 +345,62 @@ fn tls13_psk_without_key_exchange_modes_is_refused() {
     assert!(!sent(&w, Dir::ToClient, H::SERVER_HELLO), "{o:?}");
     let err = o.server.expect_err("the server must fail");
     assert_eq!(alert_of(&err), Some(A::MISSING_EXTENSION), "{err:?}");
+}
+
+/// A TLS 1.2 client with the ECDSA client certificate against a server that
+/// asks for one, its CertificateRequest's certificate_types set to `types`.
+fn tls12_cert_request_types(types: Option<Vec<u8>>) -> Wired {
+    use nbtls::{ClientAuth, TrustAnchors};
+    let pki = common::certs::pki();
+    let anchors = TrustAnchors::from_certs(&[pki.ca_cert()]).expect("anchors");
+    let client = client_config()
+        .client_certificate(common::tls::certified_key(&pki.client_ecdsa))
+        .versions(V12)
+        .expect("versions");
+    let server = tls12_server().client_auth(ClientAuth::Request, anchors);
+    let mut w = Wired::new(client, server);
+    w.mitm.set_hook(hook(move |_ctx, rec: &mut Rec| {
+        if let Some(types) = &types {
+            if rec.dir == Dir::ToClient && rec.hs_type() == Some(H::CERTIFICATE_REQUEST) {
+                let mut cr = CertificateRequest12::from_message(&rec.payload).expect("request");
+                cr.cert_types = types.clone();
+                rec.payload = cr.to_message_bytes();
+            }
+        }
+        Verdict::Forward
+    }));
+    w
+}
+
+fn client_certs_sent(w: &Wired) -> Vec<Vec<u8>> {
+    let rec = w
+        .mitm
+        .seen_dir(Dir::ToServer)
+        .into_iter()
+        .find(|r| r.hs_type() == Some(H::CERTIFICATE))
+        .expect("the client answered the request with a Certificate");
+    Certificate12::from_message(&rec.payload)
+        .expect("certificate")
+        .certs
+}
+
+/// BoGo CheckClientCertificateTypes: a TLS 1.2 client whose key type is not
+/// among the CertificateRequest's certificate_types sends no certificate
+/// (RFC 5246 §7.4.4, §7.4.6); nbtls sent and signed with it anyway.
+/// (BoringSSL fails the handshake instead; see bogo/config.json.)
+#[test]
+fn tls12_client_sends_no_certificate_of_an_unlisted_type() {
+    let mut w = tls12_cert_request_types(None);
+    let o = w.handshake();
+    assert!(o.client.is_ok() && o.server.is_ok(), "{o:?}");
+    assert!(!client_certs_sent(&w).is_empty(), "ECDSA is listed: sent");
+    assert!(!w.server.peer_certificates().is_empty());
+
+    // rsa_sign only: an ECDSA key does not fit.
+    let mut w = tls12_cert_request_types(Some(vec![1]));
+    let o = w.handshake();
+    assert!(client_certs_sent(&w).is_empty(), "{o:?}");
+    assert!(!sent(&w, Dir::ToServer, H::CERTIFICATE_VERIFY), "{o:?}");
 }
 
 // ---- DTLS 1.2 after the handshake ----------------------------------------
