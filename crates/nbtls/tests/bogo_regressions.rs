@@ -403,6 +403,47 @@ fn tls12_client_sends_no_certificate_of_an_unlisted_type() {
     assert!(!sent(&w, Dir::ToServer, H::CERTIFICATE_VERIFY), "{o:?}");
 }
 
+/// A server whose self-signed ECDSA leaf has the given key usages, and a
+/// client that skips path validation (signatures are still checked).
+fn key_usage_pair(usages: Vec<rcgen::KeyUsagePurpose>, versions: &[ProtocolVersion]) -> Wired {
+    use nbtls::x509::{CertificateDer, NoServerVerification, PrivateKeyDer, SigningKey};
+    use nbtls::{CertifiedKey, ClientConfig};
+    use std::sync::Arc;
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
+    params.key_usages = usages;
+    let cert = params.self_signed(&key).expect("cert");
+    let der = PrivateKeyDer::try_from(key.serialize_der()).expect("key der");
+    let signing = SigningKey::from_der(&der).expect("signing key");
+    let chain = vec![CertificateDer::from(cert.der().to_vec())];
+    let ck = CertifiedKey::new(chain, signing).expect("certified key");
+    let client = ClientConfig::with_verifier(Arc::new(NoServerVerification))
+        .versions(versions)
+        .expect("versions");
+    Wired::new(client, ServerConfig::new(Arc::new(ck)))
+}
+
+/// BoGo ECDSAKeyUsage-*, RSAKeyUsage-*-WantSignature-GotEncipherment-*: a
+/// leaf whose keyUsage lacks digitalSignature may not sign the handshake
+/// (RFC 5280 §4.2.1.3); nbtls checked only the extended key usage.
+#[test]
+fn handshake_signature_needs_the_digital_signature_key_usage() {
+    use rcgen::KeyUsagePurpose as K;
+    for versions in [V12, V13] {
+        let mut w = key_usage_pair(vec![K::DigitalSignature], versions);
+        let o = w.handshake();
+        assert!(o.client.is_ok() && o.server.is_ok(), "{versions:?}: {o:?}");
+
+        let mut w = key_usage_pair(vec![K::KeyAgreement], versions);
+        let err = w.handshake().client.expect_err("the client must refuse");
+        assert_eq!(
+            alert_of(&err),
+            Some(A::UNSUPPORTED_CERTIFICATE),
+            "{versions:?}: {err:?}"
+        );
+    }
+}
+
 // ---- DTLS 1.2 after the handshake ----------------------------------------
 
 mod dtls_end {
