@@ -369,6 +369,7 @@ impl Engine {
         let mut repeated = false;
         let limit = self.common.limits.max_handshake_message;
         while let Some((hdr, _)) = FragmentHeader::parse(plain) {
+            let handshaking = self.is_handshaking();
             let len = DTLS_HS_HEADER_LEN + hdr.frag_len;
             let frag = &plain[..len];
             plain = &plain[len..];
@@ -376,7 +377,16 @@ impl Engine {
                 break;
             };
             match d.reasm.add(frag, limit)? {
-                Fragment::Old => repeated = true,
+                // Once the handshake is done, only the peer's Finished, its
+                // first bytes, says it repeats its last flight (§4.2.4): one
+                // answer per repeated flight, however finely it is cut.
+                Fragment::Old if !handshaking => {
+                    repeated |=
+                        hdr.typ == HandshakeType::FINISHED && hdr.offset == 0 && hdr.frag_len > 0;
+                }
+                // An empty fragment repeats no data (a peer may add them to
+                // any message, ServerHelloDone's included).
+                Fragment::Old => repeated |= hdr.frag_len > 0,
                 Fragment::Dropped => {}
                 Fragment::Accepted => {
                     let now = self.common.time.now();
@@ -405,12 +415,11 @@ impl Engine {
             body: &raw[DTLS_HS_HEADER_LEN..],
             raw,
         };
+        // Repeats of old messages never get here (the reassembler passed
+        // their message_seq): this is a new message, and DTLS 1.2 has none
+        // after the handshake (no renegotiation; an extra Finished).
         if !self.is_handshaking() {
-            return match typ {
-                // A retransmitted Finished after we completed: resend ours.
-                HandshakeType::FINISHED => self.resend_flight(),
-                _ => Err(Error::unexpected("unexpected post-handshake message")),
-            };
+            return Err(Error::unexpected("unexpected post-handshake message"));
         }
         let machine = std::mem::replace(&mut self.machine, Machine::Gone);
         self.machine = match machine {

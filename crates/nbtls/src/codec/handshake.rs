@@ -167,7 +167,18 @@ impl ClientHello {
         let extensions = if r.is_empty() {
             Vec::new()
         } else {
-            read_extension_block(r, 0, ClientExtension::read_body)?
+            read_extension_block(r, 0, |typ, body| {
+                // pre_shared_key is TLS 1.3's; a hello that ends up in TLS 1.2
+                // must not fail on it (a 1.2 client offering both tickets sends
+                // 12-byte "binders"), so a malformed one is kept raw here and
+                // `check_pre_shared_key` applies the strict syntax in TLS 1.3.
+                match ClientExtension::read_body(typ, body) {
+                    Err(_) if typ == ExtensionType::PRE_SHARED_KEY => {
+                        Ok(ClientExtension::Unknown(typ, body.to_vec()))
+                    }
+                    other => other,
+                }
+            })?
         };
         r.finish("bytes after ClientHello extensions")?;
         // RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
@@ -273,6 +284,17 @@ impl ClientHello {
             ClientExtension::PreSharedKey(p) => Some(p),
             _ => None,
         })
+    }
+
+    /// TLS 1.3 only: fails as RFC 8446 §4.2.11's syntax demands when the
+    /// pre_shared_key extension was kept raw because it did not parse.
+    pub fn check_pre_shared_key(&self) -> Result<()> {
+        match self.find(ExtensionType::PRE_SHARED_KEY) {
+            Some(ClientExtension::Unknown(typ, body)) => {
+                ClientExtension::read_body(*typ, body).map(|_| ())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The cookie extension (TLS 1.3 HelloRetryRequest cookie), not the
@@ -1462,13 +1484,24 @@ mod tests {
         let mut ch = sample_client_hello();
         ch.extensions.reverse();
         assert_eq!(alert_of(ClientHello::from_bytes(&ch.to_bytes())), ILLEGAL);
-        // Mismatched binder count → illegal_parameter.
+        // A malformed pre_shared_key parses (TLS 1.2 ignores it) and fails
+        // TLS 1.3's check_pre_shared_key. Mismatched binder count →
+        // illegal_parameter.
+        let psk_check = |ch: &ClientHello| {
+            let parsed = ClientHello::from_bytes(&ch.to_bytes()).expect("hello parses");
+            assert!(parsed.pre_shared_key().is_none());
+            parsed.check_pre_shared_key()
+        };
         let mut ch = sample_client_hello();
+        assert!(ClientHello::from_bytes(&ch.to_bytes())
+            .expect("hello parses")
+            .check_pre_shared_key()
+            .is_ok());
         ch.set_binders(vec![vec![0; 32], vec![0; 32]]);
-        assert_eq!(alert_of(ClientHello::from_bytes(&ch.to_bytes())), ILLEGAL);
+        assert_eq!(alert_of(psk_check(&ch)), ILLEGAL);
         // A binder shorter than 32 bytes → decode_error.
         ch.set_binders(vec![vec![0; 31]]);
-        assert_eq!(alert_of(ClientHello::from_bytes(&ch.to_bytes())), DECODE);
+        assert_eq!(alert_of(psk_check(&ch)), DECODE);
 
         // session_id longer than 32.
         let mut ch = sample_client_hello();

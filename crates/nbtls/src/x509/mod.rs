@@ -1,5 +1,6 @@
 //! Credentials, trust anchors, certificate verification and PEM loading.
 
+mod key_usage;
 pub mod pem;
 pub mod resolve;
 pub mod verify;

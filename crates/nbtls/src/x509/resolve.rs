@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustls_pki_types::CertificateDer;
 
 use super::pem::{in_file, load_certs, load_private_key};
-use super::verify::{sha256, verify_tls12_signature};
+use super::verify::{sha256, tls12_signature_by_key};
 use crate::codec::SignatureScheme;
 use crate::crypto::sign::SigningKey;
 use crate::error::{Error, Result};
@@ -61,7 +61,8 @@ fn check_key_matches(leaf: &CertificateDer<'_>, key: &SigningKey) -> Result<()> 
     let sig = key
         .sign(scheme, PROBE)
         .map_err(|e| Error::config(format!("private key cannot sign: {e}")))?;
-    match verify_tls12_signature(scheme, leaf, PROBE, &sig) {
+    // Key usage is the handshake's business: this asks only whose key it is.
+    match tls12_signature_by_key(scheme, leaf, PROBE, &sig) {
         Ok(()) => Ok(()),
         Err(Error::Protocol { alert, reason })
             if alert == crate::codec::AlertDescription::BAD_CERTIFICATE =>

@@ -470,7 +470,8 @@ pub static SUPPORTED_TLS12_SCHEMES: &[SignatureScheme] = &[
 /// Checks a TLS 1.3 CertificateVerify signature against the leaf's key.
 ///
 /// PKCS#1 v1.5 and SHA-1 schemes are illegal in TLS 1.3 (RFC 8446 §4.4.3),
-/// and an ECDSA scheme names its curve, so it must match the key's.
+/// and an ECDSA scheme names its curve, so it must match the key's. A leaf
+/// whose keyUsage lacks digitalSignature may not sign.
 pub fn verify_tls13_signature(
     scheme: SignatureScheme,
     end_entity: &CertificateDer<'_>,
@@ -500,13 +501,28 @@ pub fn verify_tls13_signature(
         _ => return Err(unsupported_scheme(scheme)),
     };
     let cert = leaf(end_entity)?;
+    check_signing_key_usage(end_entity)?;
     verify_with(&cert, scheme, alg, message, signature)
 }
 
 /// Checks a TLS 1.2 signature (ServerKeyExchange, CertificateVerify) against
 /// the leaf's key. In TLS 1.2 an ECDSA scheme names only the hash
 /// (RFC 5246 §7.4.1.4.1), so either curve is fine; SHA-1 and MD5 are refused.
+/// A leaf whose keyUsage lacks digitalSignature may not sign.
 pub fn verify_tls12_signature(
+    scheme: SignatureScheme,
+    end_entity: &CertificateDer<'_>,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    leaf(end_entity)?;
+    check_signing_key_usage(end_entity)?;
+    tls12_signature_by_key(scheme, end_entity, message, signature)
+}
+
+/// [`verify_tls12_signature`] without the key usage check: whether the
+/// leaf's key made the signature.
+pub(crate) fn tls12_signature_by_key(
     scheme: SignatureScheme,
     end_entity: &CertificateDer<'_>,
     message: &[u8],
@@ -544,6 +560,23 @@ pub fn verify_tls12_signature(
             verify_with(&cert, scheme, other, message, signature)
         }
         (result, _) => result,
+    }
+}
+
+/// A leaf that signs the handshake must allow digitalSignature when it
+/// has a keyUsage extension (RFC 5280 §4.2.1.3; RFC 8446 §4.4.2.2, RFC 5246
+/// §7.4.2: the certificate must allow the key to be used this way).
+fn check_signing_key_usage(end_entity: &CertificateDer<'_>) -> Result<()> {
+    match super::key_usage::allows_digital_signature(end_entity.as_ref()) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::protocol(
+            AlertDescription::UNSUPPORTED_CERTIFICATE,
+            "the certificate's key usage does not allow signing (no digitalSignature)",
+        )),
+        Err(()) => Err(Error::protocol(
+            AlertDescription::BAD_CERTIFICATE,
+            "cannot read the certificate's key usage",
+        )),
     }
 }
 

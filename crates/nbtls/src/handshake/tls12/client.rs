@@ -18,6 +18,7 @@ use crate::codec::{
 use crate::config::ClientConfig;
 use crate::crypto::hash::hash;
 use crate::crypto::kx::KeyShare;
+use crate::crypto::sign::KeyKind;
 use crate::crypto::{tls12_suite, Secret, Tls12Auth, Tls12Suite};
 use crate::error::{Error, Result};
 use crate::handshake::resumption::ClientSession;
@@ -348,6 +349,16 @@ impl WaitServerHelloDone {
         // Our certificate, if asked: one we can sign for with an offered scheme.
         let signer = cert_request.as_ref().and_then(|req| {
             let ck = config.client_cert.as_ref()?;
+            // RFC 5246 §7.4.4/§7.4.6: only a key of a listed certificate
+            // type; otherwise an empty Certificate. rsa_sign(1);
+            // ecdsa_sign(64) also covers EdDSA (RFC 8422 §5.5).
+            let cert_type = match ck.key.kind() {
+                KeyKind::Rsa => 1,
+                KeyKind::EcdsaP256 | KeyKind::EcdsaP384 | KeyKind::Ed25519 => 64,
+            };
+            if !req.cert_types.contains(&cert_type) {
+                return None;
+            }
             let scheme = ck.key.choose_scheme(&req.schemes, false)?;
             Some((ck.clone(), scheme))
         });

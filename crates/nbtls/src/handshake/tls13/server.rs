@@ -13,7 +13,7 @@ use crate::codec::{
     ClientHello, Codec, EncryptedExtensions, HandshakeType, KeyShareEntry, NamedGroup,
     ProtocolVersion, ServerExtension, ServerHello, SignatureScheme, HRR_RANDOM,
 };
-use crate::codec::{NewSessionTicket13, PskKeyExchangeMode};
+use crate::codec::{ExtensionType, NewSessionTicket13, PskKeyExchangeMode};
 use crate::config::{ClientAuth, ServerConfig};
 use crate::crypto::key_schedule::{self, EarlySecret, MasterSecret};
 use crate::crypto::kx;
@@ -160,6 +160,14 @@ impl WaitClientHello {
             core.client_random = hello.random;
             let st = crate::handshake::tls12::server::respond(core, self.config, &hello, msg.raw)?;
             return Ok(ServerState::Tls12(Box::new(st)));
+        }
+        hello.check_pre_shared_key()?;
+        // RFC 8446 §4.2.9: a PSK offer without psk_key_exchange_modes aborts.
+        if hello.find(ExtensionType::PRE_SHARED_KEY).is_some() && hello.psk_modes().is_none() {
+            return Err(Error::protocol(
+                AlertDescription::MISSING_EXTENSION,
+                "pre_shared_key without psk_key_exchange_modes",
+            ));
         }
         if hello.compression_methods != [0] {
             return Err(Error::illegal(
