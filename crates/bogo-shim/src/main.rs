@@ -20,7 +20,7 @@ use nbtls::codec::{AlertDescription, NamedGroup, ProtocolVersion};
 use nbtls::x509::verify::{ClientCertVerifier, ServerCertVerifier};
 use nbtls::{
     CertifiedKey, ClientAuth, ClientConfig, Error, Flags, Limits, ServerConfig, Session, Shutdown,
-    TimeSource, Transport, TrustAnchors,
+    TimeSource, Transport,
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -34,7 +34,6 @@ struct Opts {
     server: bool,
     key_file: Option<String>,
     cert_file: Option<String>,
-    trust_cert: Option<String>,
     verify_peer: bool,
     resume_count: u32,
     async_io: bool,
@@ -64,6 +63,8 @@ struct Opts {
     max_cert_list: Option<usize>,
     dtls: bool,
     mtu: Option<usize>,
+    expect_verify_result: bool,
+    custom_verify: bool,
 }
 
 fn unimplemented(what: &str) -> ! {
@@ -116,6 +117,7 @@ const PER_CONNECTION: &[&str] = &[
     "-expect-version",
     "-expect-alpn",
     "-expect-server-name",
+    "-expect-verify-result",
 ];
 
 /// The options for one connection: the first (`resume` false) or a
@@ -158,7 +160,9 @@ fn parse_args(resume: bool) -> Opts {
             "-server" => o.server = true,
             "-key-file" => o.key_file = Some(value()),
             "-cert-file" => o.cert_file = Some(value()),
-            "-trust-cert" => o.trust_cert = Some(value()),
+            // Trust-anchor negotiation only: bssl_shim's verify callback
+            // stands in for chain validation.
+            "-trust-cert" => drop(value()),
             "-verify-peer" => o.verify_peer = true,
             "-resume-count" => o.resume_count = num(value()) as u32,
             "-async" => o.async_io = true,
@@ -186,6 +190,8 @@ fn parse_args(resume: bool) -> Opts {
             "-max-cert-list" => o.max_cert_list = Some(num(value()) as usize),
             "-dtls" => o.dtls = true,
             "-mtu" => o.mtu = Some(num(value()) as usize),
+            "-expect-verify-result" => o.expect_verify_result = true,
+            "-use-custom-verify-callback" => o.custom_verify = true,
             "-no-tls13" => o.no_tls13 = true,
             "-no-tls12" => o.no_tls12 = true,
             // Versions nbtls never speaks: disabling them changes nothing.
@@ -306,17 +312,43 @@ fn groups(o: &Opts) -> Option<Vec<NamedGroup>> {
 /// the flag may differ between the first one and resumptions).
 static VERIFY_FAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// The last verify callback's verdict (`SSL_get_verify_result`): a
+/// resumption that skips the callback keeps the session's.
+static VERIFY_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// bssl_shim's verify callback: accept any chain, or (`-verify-fail`)
-/// reject every one; the handshake signatures are still checked.
+/// reject every one; the handshake signatures are still checked. It
+/// replaces chain validation in bssl_shim too (`-trust-cert` only feeds
+/// trust-anchor negotiation there).
 #[derive(Debug)]
-struct ShimVerifier;
+struct ShimVerifier {
+    /// `-use-custom-verify-callback`: BoringSSL's custom callback fails
+    /// with certificate_unknown, the legacy X509 one with handshake_failure.
+    custom: bool,
+    /// A client without `-verify-peer` (SSL_VERIFY_NONE): a rejection is
+    /// only recorded, the handshake goes on.
+    soft: bool,
+}
 
 impl ShimVerifier {
+    fn new(o: &Opts) -> Self {
+        ShimVerifier {
+            custom: o.custom_verify,
+            soft: !o.server && !o.verify_peer,
+        }
+    }
+
     fn result(&self) -> nbtls::Result<()> {
-        if VERIFY_FAIL.load(std::sync::atomic::Ordering::SeqCst) {
+        let reject = VERIFY_FAIL.load(std::sync::atomic::Ordering::SeqCst);
+        VERIFY_FAILED.store(reject, std::sync::atomic::Ordering::SeqCst);
+        if reject && !self.soft {
             Err(Error::Protocol {
                 // What bssl_shim's failing callback yields in BoringSSL.
-                alert: AlertDescription::HANDSHAKE_FAILURE,
+                alert: if self.custom {
+                    AlertDescription::CERTIFICATE_UNKNOWN
+                } else {
+                    AlertDescription::HANDSHAKE_FAILURE
+                },
                 reason: ":CERTIFICATE_VERIFY_FAILED: -verify-fail: the callback rejects".into(),
             })
         } else {
@@ -386,7 +418,7 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
             } else {
                 ClientAuth::Request
             };
-            let v = Arc::new(ShimVerifier);
+            let v = Arc::new(ShimVerifier::new(o));
             c = c.client_verifier(mode, v);
         }
         if let Some(g) = groups(o) {
@@ -400,14 +432,7 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
         if o.select_alpn.is_some() || o.expect_server_name.is_some() {
             unimplemented("server-only flag on a client");
         }
-        let mut c = match &o.trust_cert {
-            Some(path) if o.verify_peer && !o.verify_fail_any => {
-                ClientConfig::new(cfg(TrustAnchors::from_pem_file(path.as_ref())))
-            }
-            // bssl_shim's certificate callback accepts unless -verify-fail;
-            // signatures are checked either way.
-            _ => ClientConfig::with_verifier(Arc::new(ShimVerifier)),
-        };
+        let mut c = ClientConfig::with_verifier(Arc::new(ShimVerifier::new(o)));
         c = cfg(c.versions(&vers)).limits(limits(o));
         if let Some(t) = &dtls_time {
             c = c.time_source(t.clone()).handshake_timeout(None);
@@ -512,6 +537,13 @@ fn run_connection<T: Transport>(
                 s.server_name()
             ));
         }
+    }
+    // bssl_shim expects X509_V_ERR_APPLICATION_VERIFICATION under
+    // -verify-fail, else X509_V_OK.
+    if o.expect_verify_result
+        && VERIFY_FAILED.load(std::sync::atomic::Ordering::SeqCst) != o.verify_fail
+    {
+        fail("Wrong certificate verification result");
     }
     if o.shim_writes_first {
         write_all(s, wait, b"hello")?;
