@@ -64,6 +64,7 @@ struct Opts {
     dtls: bool,
     mtu: Option<usize>,
     expect_verify_result: bool,
+    implicit_handshake: bool,
     custom_verify: bool,
 }
 
@@ -191,6 +192,7 @@ fn parse_args(resume: bool) -> Opts {
             "-dtls" => o.dtls = true,
             "-mtu" => o.mtu = Some(num(value()) as usize),
             "-expect-verify-result" => o.expect_verify_result = true,
+            "-implicit-handshake" => o.implicit_handshake = true,
             "-use-custom-verify-callback" => o.custom_verify = true,
             "-no-tls13" => o.no_tls13 = true,
             "-no-tls12" => o.no_tls12 = true,
@@ -473,6 +475,53 @@ fn run_connection<T: Transport>(
     is_resume: bool,
 ) -> nbtls::Result<()> {
     retry(s, wait, |s| s.handshake())?;
+    // nbtls has no implicit handshake (its `send`/`recv` need a finished
+    // one), so `-implicit-handshake` still runs it here, but, as bssl_shim
+    // does, skips the post-handshake checks.
+    if !o.implicit_handshake {
+        check_handshake(o, s, is_resume);
+    }
+    if o.shim_writes_first {
+        write_all(s, wait, b"hello")?;
+    }
+    if !o.shim_shuts_down {
+        // 512-byte reads, as bssl_shim does, so records span reads; a DTLS
+        // read takes one whole record.
+        let mut buf = vec![0u8; if o.dtls { 16384 } else { 512 }];
+        loop {
+            let n = match retry(s, wait, |s| s.recv(&mut buf)) {
+                // The runner closed the DTLS packet stream without a
+                // close_notify: the datagram peer is simply gone.
+                Err(Error::PrematureTermination) if o.dtls => 0,
+                r => r?,
+            };
+            if n == 0 {
+                break;
+            }
+            for b in &mut buf[..n] {
+                *b ^= 0xff;
+            }
+            write_all(s, wait, &buf[..n])?;
+        }
+        // bssl_shim insists a TLS 1.3 client got a ticket to cache.
+        if !o.server
+            && s.protocol_version() == Some(ProtocolVersion::TLS1_3)
+            && s.tickets_received() == 0
+        {
+            fail("new session was not cached, but we expected the opposite");
+        }
+        // The peer closed first: answer its close_notify.
+        let _ = retry(s, wait, |s| s.bye(Shutdown::Write));
+    } else if o.check_close_notify {
+        retry(s, wait, |s| s.bye(Shutdown::ReadWrite))?;
+    } else {
+        retry(s, wait, |s| s.bye(Shutdown::Write))?;
+    }
+    Ok(())
+}
+
+/// bssl_shim's CheckHandshakeProperties, for what nbtls reports.
+fn check_handshake<T: Transport>(o: &Opts, s: &Session<T>, is_resume: bool) {
     let info = s.info();
     if is_resume && info.resumed == o.expect_session_miss {
         fail(format!(
@@ -545,43 +594,6 @@ fn run_connection<T: Transport>(
     {
         fail("Wrong certificate verification result");
     }
-    if o.shim_writes_first {
-        write_all(s, wait, b"hello")?;
-    }
-    if !o.shim_shuts_down {
-        // 512-byte reads, as bssl_shim does, so records span reads; a DTLS
-        // read takes one whole record.
-        let mut buf = vec![0u8; if o.dtls { 16384 } else { 512 }];
-        loop {
-            let n = match retry(s, wait, |s| s.recv(&mut buf)) {
-                // The runner closed the DTLS packet stream without a
-                // close_notify: the datagram peer is simply gone.
-                Err(Error::PrematureTermination) if o.dtls => 0,
-                r => r?,
-            };
-            if n == 0 {
-                break;
-            }
-            for b in &mut buf[..n] {
-                *b ^= 0xff;
-            }
-            write_all(s, wait, &buf[..n])?;
-        }
-        // bssl_shim insists a TLS 1.3 client got a ticket to cache.
-        if !o.server
-            && s.protocol_version() == Some(ProtocolVersion::TLS1_3)
-            && s.tickets_received() == 0
-        {
-            fail("new session was not cached, but we expected the opposite");
-        }
-        // The peer closed first: answer its close_notify.
-        let _ = retry(s, wait, |s| s.bye(Shutdown::Write));
-    } else if o.check_close_notify {
-        retry(s, wait, |s| s.bye(Shutdown::ReadWrite))?;
-    } else {
-        retry(s, wait, |s| s.bye(Shutdown::Write))?;
-    }
-    Ok(())
 }
 
 fn write_all<T: Transport>(
