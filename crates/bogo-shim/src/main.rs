@@ -65,6 +65,10 @@ struct Opts {
     mtu: Option<usize>,
     expect_verify_result: bool,
     implicit_handshake: bool,
+    export_keying_material: usize,
+    export_label: String,
+    export_context: String,
+    use_export_context: bool,
     custom_verify: bool,
 }
 
@@ -193,6 +197,10 @@ fn parse_args(resume: bool) -> Opts {
             "-mtu" => o.mtu = Some(num(value()) as usize),
             "-expect-verify-result" => o.expect_verify_result = true,
             "-implicit-handshake" => o.implicit_handshake = true,
+            "-export-keying-material" => o.export_keying_material = num(value()) as usize,
+            "-export-label" => o.export_label = value(),
+            "-export-context" => o.export_context = value(),
+            "-use-export-context" => o.use_export_context = true,
             "-use-custom-verify-callback" => o.custom_verify = true,
             "-no-tls13" => o.no_tls13 = true,
             "-no-tls12" => o.no_tls12 = true,
@@ -480,6 +488,24 @@ fn run_connection<T: Transport>(
     // does, skips the post-handshake checks.
     if !o.implicit_handshake {
         check_handshake(o, s, is_resume);
+    }
+    if o.export_keying_material > 0 {
+        let context = if o.use_export_context {
+            o.export_context.as_bytes()
+        } else {
+            b""
+        };
+        // nbtls's TLS 1.2 exporter reads an empty context as none (RFC 5705
+        // tells them apart); in TLS 1.3 they are the same.
+        if o.use_export_context
+            && context.is_empty()
+            && s.protocol_version() != Some(ProtocolVersion::TLS1_3)
+        {
+            unimplemented("-use-export-context with an empty TLS 1.2 context");
+        }
+        let mut out = vec![0u8; o.export_keying_material];
+        s.export_keying_material(o.export_label.as_bytes(), context, &mut out)?;
+        write_all(s, wait, &out)?;
     }
     if o.shim_writes_first {
         write_all(s, wait, b"hello")?;
