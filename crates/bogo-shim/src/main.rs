@@ -16,7 +16,7 @@ use std::process::exit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nbtls::codec::{AlertDescription, NamedGroup, ProtocolVersion};
+use nbtls::codec::{AlertDescription, NamedGroup, ProtocolVersion, SignatureScheme};
 use nbtls::x509::verify::{ClientCertVerifier, ServerCertVerifier};
 use nbtls::{
     CertifiedKey, ClientAuth, ClientConfig, Error, Flags, Limits, ServerConfig, Session, Shutdown,
@@ -69,6 +69,7 @@ struct Opts {
     export_label: String,
     export_context: String,
     use_export_context: bool,
+    verify_prefs: Vec<u16>,
     custom_verify: bool,
 }
 
@@ -201,6 +202,8 @@ fn parse_args(resume: bool) -> Opts {
             "-export-label" => o.export_label = value(),
             "-export-context" => o.export_context = value(),
             "-use-export-context" => o.use_export_context = true,
+            // Repeats, one scheme per occurrence, most preferred first.
+            "-verify-prefs" => o.verify_prefs.push(num(value()) as u16),
             "-use-custom-verify-callback" => o.custom_verify = true,
             "-no-tls13" => o.no_tls13 = true,
             "-no-tls12" => o.no_tls12 = true,
@@ -338,13 +341,45 @@ struct ShimVerifier {
     /// A client without `-verify-peer` (SSL_VERIFY_NONE): a rejection is
     /// only recorded, the handshake goes on.
     soft: bool,
+    /// `-verify-prefs`: the schemes offered and accepted.
+    prefs: Option<Vec<SignatureScheme>>,
 }
 
 impl ShimVerifier {
     fn new(o: &Opts) -> Self {
+        let prefs = (!o.verify_prefs.is_empty()).then(|| {
+            let p: Vec<SignatureScheme> =
+                o.verify_prefs.iter().map(|&v| SignatureScheme(v)).collect();
+            if p.iter()
+                .any(|s| !nbtls::x509::SUPPORTED_TLS12_SCHEMES.contains(s))
+            {
+                unimplemented("-verify-prefs with a scheme nbtls cannot verify");
+            }
+            p
+        });
         ShimVerifier {
             custom: o.custom_verify,
             soft: !o.server && !o.verify_peer,
+            prefs,
+        }
+    }
+
+    fn schemes(&self) -> &[SignatureScheme] {
+        self.prefs
+            .as_deref()
+            .unwrap_or(nbtls::x509::SUPPORTED_TLS13_SCHEMES)
+    }
+
+    /// nbtls checks a TLS 1.2 peer's scheme against all it supports; the
+    /// verifier narrows that to `-verify-prefs`.
+    fn check_scheme(&self, scheme: SignatureScheme) -> nbtls::Result<()> {
+        if self.prefs.as_ref().is_none_or(|p| p.contains(&scheme)) {
+            Ok(())
+        } else {
+            Err(Error::Protocol {
+                alert: AlertDescription::ILLEGAL_PARAMETER,
+                reason: format!("the peer signed with {scheme}, not in -verify-prefs").into(),
+            })
         }
     }
 
@@ -377,6 +412,32 @@ impl ServerCertVerifier for ShimVerifier {
     ) -> nbtls::Result<()> {
         self.result()
     }
+
+    fn verify_tls13_signature(
+        &self,
+        scheme: SignatureScheme,
+        end_entity: &CertificateDer<'_>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> nbtls::Result<()> {
+        self.check_scheme(scheme)?;
+        nbtls::x509::verify_tls13_signature(scheme, end_entity, message, signature)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        scheme: SignatureScheme,
+        end_entity: &CertificateDer<'_>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> nbtls::Result<()> {
+        self.check_scheme(scheme)?;
+        nbtls::x509::verify_tls12_signature(scheme, end_entity, message, signature)
+    }
+
+    fn supported_schemes(&self) -> &[SignatureScheme] {
+        self.schemes()
+    }
 }
 
 impl ClientCertVerifier for ShimVerifier {
@@ -387,6 +448,32 @@ impl ClientCertVerifier for ShimVerifier {
         _now: UnixTime,
     ) -> nbtls::Result<()> {
         self.result()
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        scheme: SignatureScheme,
+        end_entity: &CertificateDer<'_>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> nbtls::Result<()> {
+        self.check_scheme(scheme)?;
+        nbtls::x509::verify_tls13_signature(scheme, end_entity, message, signature)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        scheme: SignatureScheme,
+        end_entity: &CertificateDer<'_>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> nbtls::Result<()> {
+        self.check_scheme(scheme)?;
+        nbtls::x509::verify_tls12_signature(scheme, end_entity, message, signature)
+    }
+
+    fn supported_schemes(&self) -> &[SignatureScheme] {
+        self.schemes()
     }
 }
 
