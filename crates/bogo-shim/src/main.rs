@@ -70,6 +70,7 @@ struct Opts {
     export_context: String,
     use_export_context: bool,
     verify_prefs: Vec<u16>,
+    signing_prefs: Vec<u16>,
     custom_verify: bool,
 }
 
@@ -204,6 +205,7 @@ fn parse_args(resume: bool) -> Opts {
             "-use-export-context" => o.use_export_context = true,
             // Repeats, one scheme per occurrence, most preferred first.
             "-verify-prefs" => o.verify_prefs.push(num(value()) as u16),
+            "-signing-prefs" => o.signing_prefs.push(num(value()) as u16),
             "-use-custom-verify-callback" => o.custom_verify = true,
             "-no-tls13" => o.no_tls13 = true,
             "-no-tls12" => o.no_tls12 = true,
@@ -300,13 +302,56 @@ fn cfg<T>(r: nbtls::Result<T>) -> T {
 }
 
 fn certified_key(o: &Opts) -> Option<Arc<CertifiedKey>> {
-    match (&o.cert_file, &o.key_file) {
-        (Some(c), Some(k)) => Some(Arc::new(cfg(CertifiedKey::from_pem_files(
-            c.as_ref(),
-            k.as_ref(),
-        )))),
-        (None, None) => None,
+    let key = match (&o.cert_file, &o.key_file) {
+        (Some(c), Some(k)) => cfg(CertifiedKey::from_pem_files(c.as_ref(), k.as_ref())),
+        (None, None) => {
+            if !o.signing_prefs.is_empty() {
+                unimplemented("-signing-prefs without a certificate");
+            }
+            return None;
+        }
         _ => unimplemented("-cert-file without -key-file or the reverse"),
+    };
+    check_signing_prefs(o, &key);
+    Some(Arc::new(key))
+}
+
+/// `-signing-prefs`: nbtls signs with the first of its own schemes for the
+/// key that the peer offers, and has no knob to narrow or reorder them.
+/// The flag is taken only when it changes nothing: for every version in
+/// use, the preferences BoringSSL could apply to this key are exactly
+/// nbtls's schemes, in nbtls's order.
+fn check_signing_prefs(o: &Opts, key: &CertifiedKey) {
+    if o.signing_prefs.is_empty() {
+        return;
+    }
+    for v in versions(o) {
+        let tls13 = v == ProtocolVersion::TLS1_3;
+        let ours = key.key.schemes(tls13);
+        let applicable: Vec<SignatureScheme> = o
+            .signing_prefs
+            .iter()
+            .map(|&p| SignatureScheme(p))
+            .filter(|&s| scheme_fits_key(s, key.key.kind(), tls13))
+            .collect();
+        if applicable != ours {
+            unimplemented("-signing-prefs other than nbtls's own choice for the key");
+        }
+    }
+}
+
+/// Whether BoringSSL could sign with `s` using a key of this kind (RSA
+/// keys are rsaEncryption: no rsa_pss_pss schemes).
+fn scheme_fits_key(s: SignatureScheme, kind: nbtls::x509::KeyKind, tls13: bool) -> bool {
+    use nbtls::x509::KeyKind;
+    let (hash, sig) = (s.0 >> 8, s.0 & 0xff);
+    match kind {
+        KeyKind::Rsa => (0x0804..=0x0806).contains(&s.0) || (!tls13 && sig == 0x01 && hash != 0x08),
+        // TLS 1.3 ties an ECDSA scheme to its curve; TLS 1.2 takes any hash.
+        KeyKind::EcdsaP256 if tls13 => s == SignatureScheme::ECDSA_SECP256R1_SHA256,
+        KeyKind::EcdsaP384 if tls13 => s == SignatureScheme::ECDSA_SECP384R1_SHA384,
+        KeyKind::EcdsaP256 | KeyKind::EcdsaP384 => sig == 0x03 && hash != 0x08,
+        KeyKind::Ed25519 => s == SignatureScheme::ED25519,
     }
 }
 
