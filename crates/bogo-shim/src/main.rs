@@ -19,8 +19,8 @@ use std::time::Duration;
 use nbtls::codec::{AlertDescription, NamedGroup, ProtocolVersion, SignatureScheme};
 use nbtls::x509::verify::{ClientCertVerifier, ServerCertVerifier};
 use nbtls::{
-    CertifiedKey, ClientAuth, ClientConfig, Error, Flags, Limits, ServerConfig, Session, Shutdown,
-    TimeSource, Transport,
+    AntiReplay, CertifiedKey, ClientAuth, ClientConfig, ClientSession, Error, Flags, Limits,
+    MemorySessionStore, ServerConfig, Session, SessionStore, Shutdown, TimeSource, Transport,
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -71,6 +71,11 @@ struct Opts {
     use_export_context: bool,
     verify_prefs: Vec<u16>,
     signing_prefs: Vec<u16>,
+    enable_early_data: bool,
+    expect_accept_early_data: bool,
+    expect_reject_early_data: bool,
+    expect_early_data_reason: Option<String>,
+    expect_ticket_supports_early_data: bool,
     custom_verify: bool,
 }
 
@@ -125,28 +130,47 @@ const PER_CONNECTION: &[&str] = &[
     "-expect-alpn",
     "-expect-server-name",
     "-expect-verify-result",
+    "-shim-writes-first",
+    "-expect-accept-early-data",
+    "-expect-reject-early-data",
+    "-expect-early-data-reason",
+    "-expect-ticket-supports-early-data",
 ];
 
-/// The options for one connection: the first (`resume` false) or a
-/// resumption. Prefixed flags for the other kind are read and dropped.
-fn parse_args(resume: bool) -> Opts {
+/// Which connection's options to read: bssl_shim's `-on-initial-`,
+/// `-on-resume-` and `-on-retry-` (a client's 1-RTT retry after its 0-RTT
+/// was rejected) prefixes pick flags for one of them.
+#[derive(Clone, Copy, PartialEq)]
+enum Conn {
+    Initial,
+    Resume,
+    Retry,
+}
+
+/// The options for one connection. Prefixed flags for the others are read
+/// and dropped.
+fn parse_args(conn: Conn) -> Opts {
     let mut o = Opts::default();
     let mut other = Opts::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
-        let (flag, mine) = match args[i]
-            .split_once("-on-initial-")
-            .or(args[i].split_once("-on-resume-"))
-        {
-            Some(("", rest)) => {
+        let prefixed = [
+            ("-on-initial-", Conn::Initial),
+            ("-on-resume-", Conn::Resume),
+            ("-on-retry-", Conn::Retry),
+        ]
+        .into_iter()
+        .find_map(|(p, c)| args[i].strip_prefix(p).map(|rest| (rest, c)));
+        let (flag, mine) = match prefixed {
+            Some((rest, c)) => {
                 let base = format!("-{rest}");
                 if !PER_CONNECTION.contains(&base.as_str()) {
                     unimplemented(&args[i]);
                 }
-                (base, args[i].starts_with("-on-resume-") == resume)
+                (base, c == conn)
             }
-            _ => (args[i].clone(), true),
+            None => (args[i].clone(), true),
         };
         let o = if mine { &mut o } else { &mut other };
         let flag = flag.as_str();
@@ -206,6 +230,11 @@ fn parse_args(resume: bool) -> Opts {
             // Repeats, one scheme per occurrence, most preferred first.
             "-verify-prefs" => o.verify_prefs.push(num(value()) as u16),
             "-signing-prefs" => o.signing_prefs.push(num(value()) as u16),
+            "-enable-early-data" => o.enable_early_data = true,
+            "-expect-accept-early-data" => o.expect_accept_early_data = true,
+            "-expect-reject-early-data" => o.expect_reject_early_data = true,
+            "-expect-early-data-reason" => o.expect_early_data_reason = Some(value()),
+            "-expect-ticket-supports-early-data" => o.expect_ticket_supports_early_data = true,
             "-use-custom-verify-callback" => o.custom_verify = true,
             "-no-tls13" => o.no_tls13 = true,
             "-no-tls12" => o.no_tls12 = true,
@@ -522,6 +551,38 @@ impl ClientCertVerifier for ShimVerifier {
     }
 }
 
+/// The client's session store, remembering whether the newest ticket
+/// allows 0-RTT (`-expect-ticket-supports-early-data`).
+#[derive(Debug)]
+struct ShimStore {
+    inner: MemorySessionStore,
+    last_allows_early_data: std::sync::atomic::AtomicBool,
+}
+
+impl SessionStore for ShimStore {
+    fn put(&self, server_name: &str, session: ClientSession) {
+        self.last_allows_early_data.store(
+            session.max_early_data() > 0,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        self.inner.put(server_name, session);
+    }
+    fn take(&self, server_name: &str) -> Option<ClientSession> {
+        self.inner.take(server_name)
+    }
+}
+
+static STORE: std::sync::OnceLock<Arc<ShimStore>> = std::sync::OnceLock::new();
+
+fn store() -> &'static Arc<ShimStore> {
+    STORE.get_or_init(|| {
+        Arc::new(ShimStore {
+            inner: MemorySessionStore::new(16),
+            last_allows_early_data: false.into(),
+        })
+    })
+}
+
 enum Configs {
     Client(Arc<ClientConfig>),
     Server(Arc<ServerConfig>),
@@ -569,6 +630,10 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
         if let Some(p) = &o.select_alpn {
             c = cfg(c.alpn(&[p]));
         }
+        if o.enable_early_data {
+            // BoringSSL's cap on accepted early data.
+            c = c.early_data(14336, Arc::new(AntiReplay::new(1024)));
+        }
         Configs::Server(Arc::new(c))
     } else {
         if o.select_alpn.is_some() || o.expect_server_name.is_some() {
@@ -589,6 +654,9 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
         if let Some(p) = &o.alpn_protos {
             c = cfg(c.alpn(p));
         }
+        c = c
+            .session_store(Some(store().clone() as Arc<dyn SessionStore>))
+            .early_data(o.enable_early_data);
         Configs::Client(Arc::new(c))
     }
 }
@@ -608,13 +676,35 @@ fn connect(o: &Opts) -> TcpStream {
     tcp
 }
 
+/// The options of a client's 1-RTT retry after its 0-RTT was rejected.
+static RETRY: std::sync::OnceLock<Opts> = std::sync::OnceLock::new();
+
 fn run_connection<T: Transport>(
-    o: &Opts,
+    mut o: &Opts,
     s: &mut Session<T>,
     wait: Wait<'_, T>,
     is_resume: bool,
 ) -> nbtls::Result<()> {
+    // bssl_shim's client writes its first message as 0-RTT data when it
+    // can, up to the ticket's limit; the rest waits for the handshake.
+    let mut early_sent = 0;
+    if !o.server && o.enable_early_data && o.shim_writes_first {
+        match s.send_early_data(b"hello") {
+            Ok(n) => early_sent = n,
+            // Not resuming a session that allows 0-RTT.
+            Err(Error::InvalidRequest(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     retry(s, wait, |s| s.handshake())?;
+    if !o.server && is_resume && o.expect_reject_early_data {
+        if s.early_data_accepted() {
+            fail("0-RTT exchange unexpected succeeded.");
+        }
+        // nbtls retries at 1-RTT by itself; bssl_shim goes on with the
+        // -on-retry- options, as a new connection would.
+        o = RETRY.get().unwrap_or(o);
+    }
     // nbtls has no implicit handshake (its `send`/`recv` need a finished
     // one), so `-implicit-handshake` still runs it here, but, as bssl_shim
     // does, skips the post-handshake checks.
@@ -640,12 +730,29 @@ fn run_connection<T: Transport>(
         write_all(s, wait, &out)?;
     }
     if o.shim_writes_first {
-        write_all(s, wait, b"hello")?;
+        // Accepted 0-RTT already carried the start of the first message.
+        let skip = if s.early_data_accepted() {
+            early_sent
+        } else {
+            0
+        };
+        write_all(s, wait, &b"hello"[skip..])?;
     }
     if !o.shim_shuts_down {
         // 512-byte reads, as bssl_shim does, so records span reads; a DTLS
         // read takes one whole record.
         let mut buf = vec![0u8; if o.dtls { 16384 } else { 512 }];
+        // Accepted 0-RTT data is read first, as SSL_read returns it.
+        loop {
+            let n = s.recv_early_data(&mut buf);
+            if n == 0 {
+                break;
+            }
+            for b in &mut buf[..n] {
+                *b ^= 0xff;
+            }
+            write_all(s, wait, &buf[..n])?;
+        }
         loop {
             let n = match retry(s, wait, |s| s.recv(&mut buf)) {
                 // The runner closed the DTLS packet stream without a
@@ -662,11 +769,19 @@ fn run_connection<T: Transport>(
             write_all(s, wait, &buf[..n])?;
         }
         // bssl_shim insists a TLS 1.3 client got a ticket to cache.
-        if !o.server
-            && s.protocol_version() == Some(ProtocolVersion::TLS1_3)
-            && s.tickets_received() == 0
-        {
-            fail("new session was not cached, but we expected the opposite");
+        if !o.server && s.protocol_version() == Some(ProtocolVersion::TLS1_3) {
+            if s.tickets_received() == 0 {
+                fail("new session was not cached, but we expected the opposite");
+            }
+            let got = store()
+                .last_allows_early_data
+                .load(std::sync::atomic::Ordering::SeqCst);
+            if got != o.expect_ticket_supports_early_data {
+                fail(format!(
+                    "new session did{} support early data, but we expected the opposite",
+                    if got { "" } else { " not" }
+                ));
+            }
         }
         // The peer closed first: answer its close_notify.
         let _ = retry(s, wait, |s| s.bye(Shutdown::Write));
@@ -729,7 +844,8 @@ fn check_handshake<T: Transport>(o: &Opts, s: &Session<T>, is_resume: bool) {
         }
     }
     if let Some(want) = &o.expect_alpn {
-        if s.alpn_protocol() != Some(want.as_slice()) {
+        // An empty -expect-alpn means none.
+        if s.alpn_protocol().unwrap_or_default() != want.as_slice() {
             fail(format!(
                 "ALPN {:?}, expected {:?}",
                 s.alpn_protocol().map(String::from_utf8_lossy),
@@ -751,6 +867,39 @@ fn check_handshake<T: Transport>(o: &Opts, s: &Session<T>, is_resume: bool) {
         && VERIFY_FAILED.load(std::sync::atomic::Ordering::SeqCst) != o.verify_fail
     {
         fail("Wrong certificate verification result");
+    }
+    // The 0-RTT verdict (bssl_shim skips it over DTLS).
+    if !o.dtls {
+        let accepted = s.early_data_accepted();
+        if (o.expect_accept_early_data && !accepted) || (o.expect_reject_early_data && accepted) {
+            fail(format!(
+                "Early data was{} accepted, but we expected the opposite",
+                if accepted { "" } else { " not" }
+            ));
+        }
+        if let Some(want) = &o.expect_early_data_reason {
+            let got = early_data_reason(o, s);
+            if got != want {
+                fail(format!("Early data reason was {got:?}, expected {want:?}"));
+            }
+        }
+    }
+}
+
+/// BoringSSL's SSL_get_early_data_reason, for the cases nbtls's session
+/// tells apart; the others (ticket age, ALPN, cipher mismatches, ...) are
+/// unimplemented.
+fn early_data_reason<T: Transport>(o: &Opts, s: &Session<T>) -> &'static str {
+    if s.early_data_accepted() {
+        "accept"
+    } else if !o.enable_early_data {
+        "disabled"
+    } else if s.protocol_version() != Some(ProtocolVersion::TLS1_3) {
+        "protocol_version"
+    } else if s.info().resumed && s.info().hello_retry {
+        "hello_retry_request"
+    } else {
+        unimplemented("-expect-early-data-reason for a 0-RTT refusal nbtls does not explain")
     }
 }
 
@@ -789,8 +938,14 @@ fn main() {
         println!("No");
         return;
     }
-    let mut first = parse_args(false);
-    let resumed = parse_args(true);
+    let mut first = parse_args(Conn::Initial);
+    let resumed = parse_args(Conn::Resume);
+    let _ = RETRY.set(parse_args(Conn::Retry));
+    // The runner wants half-RTT data (and tickets) before the client's
+    // Finished; nbtls sends application data only after the handshake.
+    if first.server && first.enable_early_data && resumed.expect_accept_early_data {
+        unimplemented("0-RTT accept on a server (half-RTT data)");
+    }
     first.verify_fail_any = first.verify_fail || resumed.verify_fail;
     let clock = Arc::new(ShimClock::new());
     let configs = build_configs(&first, &clock);
