@@ -76,6 +76,7 @@ struct Opts {
     expect_reject_early_data: bool,
     expect_early_data_reason: Option<String>,
     expect_ticket_supports_early_data: bool,
+    old_client_cert_callback: bool,
     custom_verify: bool,
 }
 
@@ -231,6 +232,7 @@ fn parse_args(conn: Conn) -> Opts {
             "-verify-prefs" => o.verify_prefs.push(num(value()) as u16),
             "-signing-prefs" => o.signing_prefs.push(num(value()) as u16),
             "-enable-early-data" => o.enable_early_data = true,
+            "-use-old-client-cert-callback" => o.old_client_cert_callback = true,
             "-expect-accept-early-data" => o.expect_accept_early_data = true,
             "-expect-reject-early-data" => o.expect_reject_early_data = true,
             "-expect-early-data-reason" => o.expect_early_data_reason = Some(value()),
@@ -331,7 +333,7 @@ fn cfg<T>(r: nbtls::Result<T>) -> T {
 }
 
 fn certified_key(o: &Opts) -> Option<Arc<CertifiedKey>> {
-    let key = match (&o.cert_file, &o.key_file) {
+    let mut key = match (&o.cert_file, &o.key_file) {
         (Some(c), Some(k)) => cfg(CertifiedKey::from_pem_files(c.as_ref(), k.as_ref())),
         (None, None) => {
             if !o.signing_prefs.is_empty() {
@@ -342,6 +344,11 @@ fn certified_key(o: &Opts) -> Option<Arc<CertifiedKey>> {
         _ => unimplemented("-cert-file without -key-file or the reverse"),
     };
     check_signing_prefs(o, &key);
+    // bssl_shim's legacy client_cert_cb hands over the leaf alone (nbtls,
+    // like it, sends a client certificate only when asked).
+    if !o.server && o.old_client_cert_callback {
+        key.chain.truncate(1);
+    }
     Some(Arc::new(key))
 }
 
