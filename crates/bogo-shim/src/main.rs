@@ -20,7 +20,8 @@ use nbtls::codec::{AlertDescription, NamedGroup, ProtocolVersion, SignatureSchem
 use nbtls::x509::verify::{ClientCertVerifier, ServerCertVerifier};
 use nbtls::{
     AntiReplay, CertifiedKey, ClientAuth, ClientConfig, ClientSession, Error, Flags, Limits,
-    MemorySessionStore, ServerConfig, Session, SessionStore, Shutdown, TimeSource, Transport,
+    MemorySessionStore, ServerConfig, ServerSessionCache, Session, SessionStore, Shutdown,
+    TimeSource, Transport,
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -77,6 +78,7 @@ struct Opts {
     expect_early_data_reason: Option<String>,
     expect_ticket_supports_early_data: bool,
     old_client_cert_callback: bool,
+    expect_session_id: Option<bool>,
     custom_verify: bool,
 }
 
@@ -233,6 +235,8 @@ fn parse_args(conn: Conn) -> Opts {
             "-signing-prefs" => o.signing_prefs.push(num(value()) as u16),
             "-enable-early-data" => o.enable_early_data = true,
             "-use-old-client-cert-callback" => o.old_client_cert_callback = true,
+            "-expect-session-id" => o.expect_session_id = Some(true),
+            "-expect-no-session-id" => o.expect_session_id = Some(false),
             "-expect-accept-early-data" => o.expect_accept_early_data = true,
             "-expect-reject-early-data" => o.expect_reject_early_data = true,
             "-expect-early-data-reason" => o.expect_early_data_reason = Some(value()),
@@ -579,6 +583,12 @@ impl SessionStore for ShimStore {
     }
 }
 
+/// The server's session-id cache, watched for `-expect-session-id`.
+fn server_cache() -> &'static Arc<ServerSessionCache> {
+    static CACHE: std::sync::OnceLock<Arc<ServerSessionCache>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| Arc::new(ServerSessionCache::new(1024)))
+}
+
 static STORE: std::sync::OnceLock<Arc<ShimStore>> = std::sync::OnceLock::new();
 
 fn store() -> &'static Arc<ShimStore> {
@@ -637,6 +647,7 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
         if let Some(p) = &o.select_alpn {
             c = cfg(c.alpn(&[p]));
         }
+        c = c.session_cache(Some(server_cache().clone()));
         if o.enable_early_data {
             // BoringSSL's cap on accepted early data.
             c = c.early_data(14336, Arc::new(AntiReplay::new(1024)));
@@ -889,6 +900,17 @@ fn check_handshake<T: Transport>(o: &Opts, s: &Session<T>, is_resume: bool) {
             if got != want {
                 fail(format!("Early data reason was {got:?}, expected {want:?}"));
             }
+        }
+    }
+    // The first connection's session was cached statefully (by id) or not.
+    if let (Some(want), false) = (o.expect_session_id, is_resume) {
+        let got = !server_cache().is_empty();
+        if got != want {
+            fail(if want {
+                "session was not cached on the server."
+            } else {
+                "session was unexpectedly cached on the server."
+            });
         }
     }
 }
