@@ -79,6 +79,8 @@ struct Opts {
     expect_ticket_supports_early_data: bool,
     old_client_cert_callback: bool,
     expect_session_id: Option<bool>,
+    expect_advertised_alpn: Option<Vec<u8>>,
+    expect_no_offer_early_data: bool,
     custom_verify: bool,
 }
 
@@ -138,6 +140,7 @@ const PER_CONNECTION: &[&str] = &[
     "-expect-reject-early-data",
     "-expect-early-data-reason",
     "-expect-ticket-supports-early-data",
+    "-expect-no-offer-early-data",
 ];
 
 /// Which connection's options to read: bssl_shim's `-on-initial-`,
@@ -236,6 +239,8 @@ fn parse_args(conn: Conn) -> Opts {
             "-enable-early-data" => o.enable_early_data = true,
             "-use-old-client-cert-callback" => o.old_client_cert_callback = true,
             "-expect-session-id" => o.expect_session_id = Some(true),
+            "-expect-advertised-alpn" => o.expect_advertised_alpn = Some(value().into_bytes()),
+            "-expect-no-offer-early-data" => o.expect_no_offer_early_data = true,
             "-expect-no-session-id" => o.expect_session_id = Some(false),
             "-expect-accept-early-data" => o.expect_accept_early_data = true,
             "-expect-reject-early-data" => o.expect_reject_early_data = true,
@@ -648,6 +653,11 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
             c = cfg(c.alpn(&[p]));
         }
         c = c.session_cache(Some(server_cache().clone()));
+        // bssl_shim checks the offered ALPN list in its select callback;
+        // nbtls shows the ClientHello while paused after it.
+        if o.expect_advertised_alpn.is_some() {
+            c = c.pause_after_client_hello(true);
+        }
         if o.enable_early_data {
             // BoringSSL's cap on accepted early data.
             c = c.early_data(14336, Arc::new(AntiReplay::new(1024)));
@@ -714,7 +724,21 @@ fn run_connection<T: Transport>(
             Err(e) => return Err(e),
         }
     }
-    retry(s, wait, |s| s.handshake())?;
+    if is_resume && o.expect_no_offer_early_data && s.early_data_left() > 0 {
+        fail("Client unexpectedly offered early data.");
+    }
+    // A paused server (see -expect-advertised-alpn) resumes at once; a
+    // HelloRetryRequest pauses it a second time.
+    let mut pauses = 0;
+    loop {
+        match retry(s, wait, |s| s.handshake()) {
+            Err(Error::ClientHelloPaused) if pauses < 2 => {
+                pauses += 1;
+                check_advertised_alpn(o, s);
+            }
+            r => break r?,
+        }
+    }
     if !o.server && is_resume && o.expect_reject_early_data {
         if s.early_data_accepted() {
             fail("0-RTT exchange unexpected succeeded.");
@@ -809,6 +833,25 @@ fn run_connection<T: Transport>(
         retry(s, wait, |s| s.bye(Shutdown::Write))?;
     }
     Ok(())
+}
+
+/// `-expect-advertised-alpn`: the client's ALPN list in wire form, when it
+/// sent one (bssl_shim's select callback runs only then).
+fn check_advertised_alpn<T: Transport>(o: &Opts, s: &Session<T>) {
+    let (Some(want), Some(offered)) = (
+        &o.expect_advertised_alpn,
+        s.client_hello().and_then(|h| h.alpn()),
+    ) else {
+        return;
+    };
+    let mut wire = Vec::new();
+    for p in offered {
+        wire.push(p.len() as u8);
+        wire.extend_from_slice(p);
+    }
+    if &wire != want {
+        fail("bad ALPN select callback inputs.");
+    }
 }
 
 /// bssl_shim's CheckHandshakeProperties, for what nbtls reports.
