@@ -81,6 +81,7 @@ struct Opts {
     expect_session_id: Option<bool>,
     expect_advertised_alpn: Option<Vec<u8>>,
     expect_no_offer_early_data: bool,
+    resumption_delay: u64,
     custom_verify: bool,
 }
 
@@ -241,6 +242,7 @@ fn parse_args(conn: Conn) -> Opts {
             "-expect-session-id" => o.expect_session_id = Some(true),
             "-expect-advertised-alpn" => o.expect_advertised_alpn = Some(value().into_bytes()),
             "-expect-no-offer-early-data" => o.expect_no_offer_early_data = true,
+            "-resumption-delay" => o.resumption_delay = num(value()),
             "-expect-no-session-id" => o.expect_session_id = Some(false),
             "-expect-accept-early-data" => o.expect_accept_early_data = true,
             "-expect-reject-early-data" => o.expect_reject_early_data = true,
@@ -628,6 +630,9 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
     // DTLS: the runner's clock drives retransmissions, and only the runner
     // decides when the peer has gone quiet.
     let dtls_time = o.dtls.then(|| clock.clone() as Arc<dyn TimeSource>);
+    // TLS too runs on the shim's clock, as bssl_shim's does, so that
+    // -resumption-delay can age tickets.
+    let tls_time = (!o.dtls).then(|| clock.clone() as Arc<dyn TimeSource>);
     if o.server {
         if o.alpn_protos.is_some() {
             unimplemented("-alpn-protos on a server");
@@ -636,6 +641,9 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
         let mut c = cfg(ServerConfig::new(key).versions(&vers)).limits(limits(o));
         if let Some(t) = &dtls_time {
             c = c.time_source(t.clone()).handshake_timeout(None);
+        }
+        if let Some(t) = &tls_time {
+            c = c.time_source(t.clone());
         }
         if o.verify_peer || o.require_any_client_cert {
             let mode = if o.require_any_client_cert {
@@ -671,6 +679,9 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
         c = cfg(c.versions(&vers)).limits(limits(o));
         if let Some(t) = &dtls_time {
             c = c.time_source(t.clone()).handshake_timeout(None);
+        }
+        if let Some(t) = &tls_time {
+            c = c.time_source(t.clone());
         }
         if let Some(g) = groups(o) {
             // bssl_shim offers a key share for the first preference only.
@@ -1046,6 +1057,7 @@ fn main() {
             linger(&mut tcp);
             report(&e);
         }
+        clock.advance(o.resumption_delay.saturating_mul(1_000_000_000));
     }
 }
 
