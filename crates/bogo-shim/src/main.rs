@@ -16,11 +16,12 @@ use std::process::exit;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nbtls::codec::{AlertDescription, NamedGroup, ProtocolVersion};
+use nbtls::codec::{AlertDescription, NamedGroup, ProtocolVersion, SignatureScheme};
 use nbtls::x509::verify::{ClientCertVerifier, ServerCertVerifier};
 use nbtls::{
-    CertifiedKey, ClientAuth, ClientConfig, Error, Flags, Limits, ServerConfig, Session, Shutdown,
-    TimeSource, Transport, TrustAnchors,
+    AntiReplay, CertifiedKey, ClientAuth, ClientConfig, ClientSession, Error, Flags, Limits,
+    MemorySessionStore, ServerConfig, ServerSessionCache, Session, SessionStore, Shutdown,
+    TimeSource, Transport,
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -34,7 +35,6 @@ struct Opts {
     server: bool,
     key_file: Option<String>,
     cert_file: Option<String>,
-    trust_cert: Option<String>,
     verify_peer: bool,
     resume_count: u32,
     async_io: bool,
@@ -64,6 +64,25 @@ struct Opts {
     max_cert_list: Option<usize>,
     dtls: bool,
     mtu: Option<usize>,
+    expect_verify_result: bool,
+    implicit_handshake: bool,
+    export_keying_material: usize,
+    export_label: String,
+    export_context: String,
+    use_export_context: bool,
+    verify_prefs: Vec<u16>,
+    signing_prefs: Vec<u16>,
+    enable_early_data: bool,
+    expect_accept_early_data: bool,
+    expect_reject_early_data: bool,
+    expect_early_data_reason: Option<String>,
+    expect_ticket_supports_early_data: bool,
+    old_client_cert_callback: bool,
+    expect_session_id: Option<bool>,
+    expect_advertised_alpn: Option<Vec<u8>>,
+    expect_no_offer_early_data: bool,
+    resumption_delay: u64,
+    custom_verify: bool,
 }
 
 fn unimplemented(what: &str) -> ! {
@@ -116,28 +135,49 @@ const PER_CONNECTION: &[&str] = &[
     "-expect-version",
     "-expect-alpn",
     "-expect-server-name",
+    "-expect-verify-result",
+    "-shim-writes-first",
+    "-expect-accept-early-data",
+    "-expect-reject-early-data",
+    "-expect-early-data-reason",
+    "-expect-ticket-supports-early-data",
+    "-expect-no-offer-early-data",
 ];
 
-/// The options for one connection: the first (`resume` false) or a
-/// resumption. Prefixed flags for the other kind are read and dropped.
-fn parse_args(resume: bool) -> Opts {
+/// Which connection's options to read: bssl_shim's `-on-initial-`,
+/// `-on-resume-` and `-on-retry-` (a client's 1-RTT retry after its 0-RTT
+/// was rejected) prefixes pick flags for one of them.
+#[derive(Clone, Copy, PartialEq)]
+enum Conn {
+    Initial,
+    Resume,
+    Retry,
+}
+
+/// The options for one connection. Prefixed flags for the others are read
+/// and dropped.
+fn parse_args(conn: Conn) -> Opts {
     let mut o = Opts::default();
     let mut other = Opts::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
-        let (flag, mine) = match args[i]
-            .split_once("-on-initial-")
-            .or(args[i].split_once("-on-resume-"))
-        {
-            Some(("", rest)) => {
+        let prefixed = [
+            ("-on-initial-", Conn::Initial),
+            ("-on-resume-", Conn::Resume),
+            ("-on-retry-", Conn::Retry),
+        ]
+        .into_iter()
+        .find_map(|(p, c)| args[i].strip_prefix(p).map(|rest| (rest, c)));
+        let (flag, mine) = match prefixed {
+            Some((rest, c)) => {
                 let base = format!("-{rest}");
                 if !PER_CONNECTION.contains(&base.as_str()) {
                     unimplemented(&args[i]);
                 }
-                (base, args[i].starts_with("-on-resume-") == resume)
+                (base, c == conn)
             }
-            _ => (args[i].clone(), true),
+            None => (args[i].clone(), true),
         };
         let o = if mine { &mut o } else { &mut other };
         let flag = flag.as_str();
@@ -158,7 +198,9 @@ fn parse_args(resume: bool) -> Opts {
             "-server" => o.server = true,
             "-key-file" => o.key_file = Some(value()),
             "-cert-file" => o.cert_file = Some(value()),
-            "-trust-cert" => o.trust_cert = Some(value()),
+            // Trust-anchor negotiation only: bssl_shim's verify callback
+            // stands in for chain validation.
+            "-trust-cert" => drop(value()),
             "-verify-peer" => o.verify_peer = true,
             "-resume-count" => o.resume_count = num(value()) as u32,
             "-async" => o.async_io = true,
@@ -186,6 +228,27 @@ fn parse_args(resume: bool) -> Opts {
             "-max-cert-list" => o.max_cert_list = Some(num(value()) as usize),
             "-dtls" => o.dtls = true,
             "-mtu" => o.mtu = Some(num(value()) as usize),
+            "-expect-verify-result" => o.expect_verify_result = true,
+            "-implicit-handshake" => o.implicit_handshake = true,
+            "-export-keying-material" => o.export_keying_material = num(value()) as usize,
+            "-export-label" => o.export_label = value(),
+            "-export-context" => o.export_context = value(),
+            "-use-export-context" => o.use_export_context = true,
+            // Repeats, one scheme per occurrence, most preferred first.
+            "-verify-prefs" => o.verify_prefs.push(num(value()) as u16),
+            "-signing-prefs" => o.signing_prefs.push(num(value()) as u16),
+            "-enable-early-data" => o.enable_early_data = true,
+            "-use-old-client-cert-callback" => o.old_client_cert_callback = true,
+            "-expect-session-id" => o.expect_session_id = Some(true),
+            "-expect-advertised-alpn" => o.expect_advertised_alpn = Some(value().into_bytes()),
+            "-expect-no-offer-early-data" => o.expect_no_offer_early_data = true,
+            "-resumption-delay" => o.resumption_delay = num(value()),
+            "-expect-no-session-id" => o.expect_session_id = Some(false),
+            "-expect-accept-early-data" => o.expect_accept_early_data = true,
+            "-expect-reject-early-data" => o.expect_reject_early_data = true,
+            "-expect-early-data-reason" => o.expect_early_data_reason = Some(value()),
+            "-expect-ticket-supports-early-data" => o.expect_ticket_supports_early_data = true,
+            "-use-custom-verify-callback" => o.custom_verify = true,
             "-no-tls13" => o.no_tls13 = true,
             "-no-tls12" => o.no_tls12 = true,
             // Versions nbtls never speaks: disabling them changes nothing.
@@ -281,13 +344,61 @@ fn cfg<T>(r: nbtls::Result<T>) -> T {
 }
 
 fn certified_key(o: &Opts) -> Option<Arc<CertifiedKey>> {
-    match (&o.cert_file, &o.key_file) {
-        (Some(c), Some(k)) => Some(Arc::new(cfg(CertifiedKey::from_pem_files(
-            c.as_ref(),
-            k.as_ref(),
-        )))),
-        (None, None) => None,
+    let mut key = match (&o.cert_file, &o.key_file) {
+        (Some(c), Some(k)) => cfg(CertifiedKey::from_pem_files(c.as_ref(), k.as_ref())),
+        (None, None) => {
+            if !o.signing_prefs.is_empty() {
+                unimplemented("-signing-prefs without a certificate");
+            }
+            return None;
+        }
         _ => unimplemented("-cert-file without -key-file or the reverse"),
+    };
+    check_signing_prefs(o, &key);
+    // bssl_shim's legacy client_cert_cb hands over the leaf alone (nbtls,
+    // like it, sends a client certificate only when asked).
+    if !o.server && o.old_client_cert_callback {
+        key.chain.truncate(1);
+    }
+    Some(Arc::new(key))
+}
+
+/// `-signing-prefs`: nbtls signs with the first of its own schemes for the
+/// key that the peer offers, and has no knob to narrow or reorder them.
+/// The flag is taken only when it changes nothing: for every version in
+/// use, the preferences BoringSSL could apply to this key are exactly
+/// nbtls's schemes, in nbtls's order.
+fn check_signing_prefs(o: &Opts, key: &CertifiedKey) {
+    if o.signing_prefs.is_empty() {
+        return;
+    }
+    for v in versions(o) {
+        let tls13 = v == ProtocolVersion::TLS1_3;
+        let ours = key.key.schemes(tls13);
+        let applicable: Vec<SignatureScheme> = o
+            .signing_prefs
+            .iter()
+            .map(|&p| SignatureScheme(p))
+            .filter(|&s| scheme_fits_key(s, key.key.kind(), tls13))
+            .collect();
+        if applicable != ours {
+            unimplemented("-signing-prefs other than nbtls's own choice for the key");
+        }
+    }
+}
+
+/// Whether BoringSSL could sign with `s` using a key of this kind (RSA
+/// keys are rsaEncryption: no rsa_pss_pss schemes).
+fn scheme_fits_key(s: SignatureScheme, kind: nbtls::x509::KeyKind, tls13: bool) -> bool {
+    use nbtls::x509::KeyKind;
+    let (hash, sig) = (s.0 >> 8, s.0 & 0xff);
+    match kind {
+        KeyKind::Rsa => (0x0804..=0x0806).contains(&s.0) || (!tls13 && sig == 0x01 && hash != 0x08),
+        // TLS 1.3 ties an ECDSA scheme to its curve; TLS 1.2 takes any hash.
+        KeyKind::EcdsaP256 if tls13 => s == SignatureScheme::ECDSA_SECP256R1_SHA256,
+        KeyKind::EcdsaP384 if tls13 => s == SignatureScheme::ECDSA_SECP384R1_SHA384,
+        KeyKind::EcdsaP256 | KeyKind::EcdsaP384 => sig == 0x03 && hash != 0x08,
+        KeyKind::Ed25519 => s == SignatureScheme::ED25519,
     }
 }
 
@@ -306,17 +417,75 @@ fn groups(o: &Opts) -> Option<Vec<NamedGroup>> {
 /// the flag may differ between the first one and resumptions).
 static VERIFY_FAIL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// The last verify callback's verdict (`SSL_get_verify_result`): a
+/// resumption that skips the callback keeps the session's.
+static VERIFY_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// bssl_shim's verify callback: accept any chain, or (`-verify-fail`)
-/// reject every one; the handshake signatures are still checked.
+/// reject every one; the handshake signatures are still checked. It
+/// replaces chain validation in bssl_shim too (`-trust-cert` only feeds
+/// trust-anchor negotiation there).
 #[derive(Debug)]
-struct ShimVerifier;
+struct ShimVerifier {
+    /// `-use-custom-verify-callback`: BoringSSL's custom callback fails
+    /// with certificate_unknown, the legacy X509 one with handshake_failure.
+    custom: bool,
+    /// A client without `-verify-peer` (SSL_VERIFY_NONE): a rejection is
+    /// only recorded, the handshake goes on.
+    soft: bool,
+    /// `-verify-prefs`: the schemes offered and accepted.
+    prefs: Option<Vec<SignatureScheme>>,
+}
 
 impl ShimVerifier {
+    fn new(o: &Opts) -> Self {
+        let prefs = (!o.verify_prefs.is_empty()).then(|| {
+            let p: Vec<SignatureScheme> =
+                o.verify_prefs.iter().map(|&v| SignatureScheme(v)).collect();
+            if p.iter()
+                .any(|s| !nbtls::x509::SUPPORTED_TLS12_SCHEMES.contains(s))
+            {
+                unimplemented("-verify-prefs with a scheme nbtls cannot verify");
+            }
+            p
+        });
+        ShimVerifier {
+            custom: o.custom_verify,
+            soft: !o.server && !o.verify_peer,
+            prefs,
+        }
+    }
+
+    fn schemes(&self) -> &[SignatureScheme] {
+        self.prefs
+            .as_deref()
+            .unwrap_or(nbtls::x509::SUPPORTED_TLS13_SCHEMES)
+    }
+
+    /// nbtls checks a TLS 1.2 peer's scheme against all it supports; the
+    /// verifier narrows that to `-verify-prefs`.
+    fn check_scheme(&self, scheme: SignatureScheme) -> nbtls::Result<()> {
+        if self.prefs.as_ref().is_none_or(|p| p.contains(&scheme)) {
+            Ok(())
+        } else {
+            Err(Error::Protocol {
+                alert: AlertDescription::ILLEGAL_PARAMETER,
+                reason: format!("the peer signed with {scheme}, not in -verify-prefs").into(),
+            })
+        }
+    }
+
     fn result(&self) -> nbtls::Result<()> {
-        if VERIFY_FAIL.load(std::sync::atomic::Ordering::SeqCst) {
+        let reject = VERIFY_FAIL.load(std::sync::atomic::Ordering::SeqCst);
+        VERIFY_FAILED.store(reject, std::sync::atomic::Ordering::SeqCst);
+        if reject && !self.soft {
             Err(Error::Protocol {
                 // What bssl_shim's failing callback yields in BoringSSL.
-                alert: AlertDescription::HANDSHAKE_FAILURE,
+                alert: if self.custom {
+                    AlertDescription::CERTIFICATE_UNKNOWN
+                } else {
+                    AlertDescription::HANDSHAKE_FAILURE
+                },
                 reason: ":CERTIFICATE_VERIFY_FAILED: -verify-fail: the callback rejects".into(),
             })
         } else {
@@ -335,6 +504,32 @@ impl ServerCertVerifier for ShimVerifier {
     ) -> nbtls::Result<()> {
         self.result()
     }
+
+    fn verify_tls13_signature(
+        &self,
+        scheme: SignatureScheme,
+        end_entity: &CertificateDer<'_>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> nbtls::Result<()> {
+        self.check_scheme(scheme)?;
+        nbtls::x509::verify_tls13_signature(scheme, end_entity, message, signature)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        scheme: SignatureScheme,
+        end_entity: &CertificateDer<'_>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> nbtls::Result<()> {
+        self.check_scheme(scheme)?;
+        nbtls::x509::verify_tls12_signature(scheme, end_entity, message, signature)
+    }
+
+    fn supported_schemes(&self) -> &[SignatureScheme] {
+        self.schemes()
+    }
 }
 
 impl ClientCertVerifier for ShimVerifier {
@@ -346,6 +541,70 @@ impl ClientCertVerifier for ShimVerifier {
     ) -> nbtls::Result<()> {
         self.result()
     }
+
+    fn verify_tls13_signature(
+        &self,
+        scheme: SignatureScheme,
+        end_entity: &CertificateDer<'_>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> nbtls::Result<()> {
+        self.check_scheme(scheme)?;
+        nbtls::x509::verify_tls13_signature(scheme, end_entity, message, signature)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        scheme: SignatureScheme,
+        end_entity: &CertificateDer<'_>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> nbtls::Result<()> {
+        self.check_scheme(scheme)?;
+        nbtls::x509::verify_tls12_signature(scheme, end_entity, message, signature)
+    }
+
+    fn supported_schemes(&self) -> &[SignatureScheme] {
+        self.schemes()
+    }
+}
+
+/// The client's session store, remembering whether the newest ticket
+/// allows 0-RTT (`-expect-ticket-supports-early-data`).
+#[derive(Debug)]
+struct ShimStore {
+    inner: MemorySessionStore,
+    last_allows_early_data: std::sync::atomic::AtomicBool,
+}
+
+impl SessionStore for ShimStore {
+    fn put(&self, server_name: &str, session: ClientSession) {
+        self.last_allows_early_data.store(
+            session.max_early_data() > 0,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        self.inner.put(server_name, session);
+    }
+    fn take(&self, server_name: &str) -> Option<ClientSession> {
+        self.inner.take(server_name)
+    }
+}
+
+/// The server's session-id cache, watched for `-expect-session-id`.
+fn server_cache() -> &'static Arc<ServerSessionCache> {
+    static CACHE: std::sync::OnceLock<Arc<ServerSessionCache>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| Arc::new(ServerSessionCache::new(1024)))
+}
+
+static STORE: std::sync::OnceLock<Arc<ShimStore>> = std::sync::OnceLock::new();
+
+fn store() -> &'static Arc<ShimStore> {
+    STORE.get_or_init(|| {
+        Arc::new(ShimStore {
+            inner: MemorySessionStore::new(16),
+            last_allows_early_data: false.into(),
+        })
+    })
 }
 
 enum Configs {
@@ -371,6 +630,9 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
     // DTLS: the runner's clock drives retransmissions, and only the runner
     // decides when the peer has gone quiet.
     let dtls_time = o.dtls.then(|| clock.clone() as Arc<dyn TimeSource>);
+    // TLS too runs on the shim's clock, as bssl_shim's does, so that
+    // -resumption-delay can age tickets.
+    let tls_time = (!o.dtls).then(|| clock.clone() as Arc<dyn TimeSource>);
     if o.server {
         if o.alpn_protos.is_some() {
             unimplemented("-alpn-protos on a server");
@@ -380,13 +642,16 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
         if let Some(t) = &dtls_time {
             c = c.time_source(t.clone()).handshake_timeout(None);
         }
+        if let Some(t) = &tls_time {
+            c = c.time_source(t.clone());
+        }
         if o.verify_peer || o.require_any_client_cert {
             let mode = if o.require_any_client_cert {
                 ClientAuth::Require
             } else {
                 ClientAuth::Request
             };
-            let v = Arc::new(ShimVerifier);
+            let v = Arc::new(ShimVerifier::new(o));
             c = c.client_verifier(mode, v);
         }
         if let Some(g) = groups(o) {
@@ -395,22 +660,28 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
         if let Some(p) = &o.select_alpn {
             c = cfg(c.alpn(&[p]));
         }
+        c = c.session_cache(Some(server_cache().clone()));
+        // bssl_shim checks the offered ALPN list in its select callback;
+        // nbtls shows the ClientHello while paused after it.
+        if o.expect_advertised_alpn.is_some() {
+            c = c.pause_after_client_hello(true);
+        }
+        if o.enable_early_data {
+            // BoringSSL's cap on accepted early data.
+            c = c.early_data(14336, Arc::new(AntiReplay::new(1024)));
+        }
         Configs::Server(Arc::new(c))
     } else {
         if o.select_alpn.is_some() || o.expect_server_name.is_some() {
             unimplemented("server-only flag on a client");
         }
-        let mut c = match &o.trust_cert {
-            Some(path) if o.verify_peer && !o.verify_fail_any => {
-                ClientConfig::new(cfg(TrustAnchors::from_pem_file(path.as_ref())))
-            }
-            // bssl_shim's certificate callback accepts unless -verify-fail;
-            // signatures are checked either way.
-            _ => ClientConfig::with_verifier(Arc::new(ShimVerifier)),
-        };
+        let mut c = ClientConfig::with_verifier(Arc::new(ShimVerifier::new(o)));
         c = cfg(c.versions(&vers)).limits(limits(o));
         if let Some(t) = &dtls_time {
             c = c.time_source(t.clone()).handshake_timeout(None);
+        }
+        if let Some(t) = &tls_time {
+            c = c.time_source(t.clone());
         }
         if let Some(g) = groups(o) {
             // bssl_shim offers a key share for the first preference only.
@@ -422,6 +693,9 @@ fn build_configs(o: &Opts, clock: &Arc<ShimClock>) -> Configs {
         if let Some(p) = &o.alpn_protos {
             c = cfg(c.alpn(p));
         }
+        c = c
+            .session_store(Some(store().clone() as Arc<dyn SessionStore>))
+            .early_data(o.enable_early_data);
         Configs::Client(Arc::new(c))
     }
 }
@@ -441,13 +715,158 @@ fn connect(o: &Opts) -> TcpStream {
     tcp
 }
 
+/// The options of a client's 1-RTT retry after its 0-RTT was rejected.
+static RETRY: std::sync::OnceLock<Opts> = std::sync::OnceLock::new();
+
 fn run_connection<T: Transport>(
-    o: &Opts,
+    mut o: &Opts,
     s: &mut Session<T>,
     wait: Wait<'_, T>,
     is_resume: bool,
 ) -> nbtls::Result<()> {
-    retry(s, wait, |s| s.handshake())?;
+    // bssl_shim's client writes its first message as 0-RTT data when it
+    // can, up to the ticket's limit; the rest waits for the handshake.
+    let mut early_sent = 0;
+    if !o.server && o.enable_early_data && o.shim_writes_first {
+        match s.send_early_data(b"hello") {
+            Ok(n) => early_sent = n,
+            // Not resuming a session that allows 0-RTT.
+            Err(Error::InvalidRequest(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if is_resume && o.expect_no_offer_early_data && s.early_data_left() > 0 {
+        fail("Client unexpectedly offered early data.");
+    }
+    // A paused server (see -expect-advertised-alpn) resumes at once; a
+    // HelloRetryRequest pauses it a second time.
+    let mut pauses = 0;
+    loop {
+        match retry(s, wait, |s| s.handshake()) {
+            Err(Error::ClientHelloPaused) if pauses < 2 => {
+                pauses += 1;
+                check_advertised_alpn(o, s);
+            }
+            r => break r?,
+        }
+    }
+    if !o.server && is_resume && o.expect_reject_early_data {
+        if s.early_data_accepted() {
+            fail("0-RTT exchange unexpected succeeded.");
+        }
+        // nbtls retries at 1-RTT by itself; bssl_shim goes on with the
+        // -on-retry- options, as a new connection would.
+        o = RETRY.get().unwrap_or(o);
+    }
+    // nbtls has no implicit handshake (its `send`/`recv` need a finished
+    // one), so `-implicit-handshake` still runs it here, but, as bssl_shim
+    // does, skips the post-handshake checks.
+    if !o.implicit_handshake {
+        check_handshake(o, s, is_resume);
+    }
+    if o.export_keying_material > 0 {
+        let context = if o.use_export_context {
+            o.export_context.as_bytes()
+        } else {
+            b""
+        };
+        // nbtls's TLS 1.2 exporter reads an empty context as none (RFC 5705
+        // tells them apart); in TLS 1.3 they are the same.
+        if o.use_export_context
+            && context.is_empty()
+            && s.protocol_version() != Some(ProtocolVersion::TLS1_3)
+        {
+            unimplemented("-use-export-context with an empty TLS 1.2 context");
+        }
+        let mut out = vec![0u8; o.export_keying_material];
+        s.export_keying_material(o.export_label.as_bytes(), context, &mut out)?;
+        write_all(s, wait, &out)?;
+    }
+    if o.shim_writes_first {
+        // Accepted 0-RTT already carried the start of the first message.
+        let skip = if s.early_data_accepted() {
+            early_sent
+        } else {
+            0
+        };
+        write_all(s, wait, &b"hello"[skip..])?;
+    }
+    if !o.shim_shuts_down {
+        // 512-byte reads, as bssl_shim does, so records span reads; a DTLS
+        // read takes one whole record.
+        let mut buf = vec![0u8; if o.dtls { 16384 } else { 512 }];
+        // Accepted 0-RTT data is read first, as SSL_read returns it.
+        loop {
+            let n = s.recv_early_data(&mut buf);
+            if n == 0 {
+                break;
+            }
+            for b in &mut buf[..n] {
+                *b ^= 0xff;
+            }
+            write_all(s, wait, &buf[..n])?;
+        }
+        loop {
+            let n = match retry(s, wait, |s| s.recv(&mut buf)) {
+                // The runner closed the DTLS packet stream without a
+                // close_notify: the datagram peer is simply gone.
+                Err(Error::PrematureTermination) if o.dtls => 0,
+                r => r?,
+            };
+            if n == 0 {
+                break;
+            }
+            for b in &mut buf[..n] {
+                *b ^= 0xff;
+            }
+            write_all(s, wait, &buf[..n])?;
+        }
+        // bssl_shim insists a TLS 1.3 client got a ticket to cache.
+        if !o.server && s.protocol_version() == Some(ProtocolVersion::TLS1_3) {
+            if s.tickets_received() == 0 {
+                fail("new session was not cached, but we expected the opposite");
+            }
+            let got = store()
+                .last_allows_early_data
+                .load(std::sync::atomic::Ordering::SeqCst);
+            if got != o.expect_ticket_supports_early_data {
+                fail(format!(
+                    "new session did{} support early data, but we expected the opposite",
+                    if got { "" } else { " not" }
+                ));
+            }
+        }
+        // The peer closed first: answer its close_notify.
+        let _ = retry(s, wait, |s| s.bye(Shutdown::Write));
+    } else if o.check_close_notify {
+        retry(s, wait, |s| s.bye(Shutdown::ReadWrite))?;
+    } else {
+        retry(s, wait, |s| s.bye(Shutdown::Write))?;
+    }
+    Ok(())
+}
+
+/// `-expect-advertised-alpn`: the client's ALPN list in wire form, when it
+/// sent one (bssl_shim's select callback runs only then).
+fn check_advertised_alpn<T: Transport>(o: &Opts, s: &Session<T>) {
+    let (Some(want), Some(offered)) = (
+        &o.expect_advertised_alpn,
+        s.client_hello().and_then(|h| h.alpn()),
+    ) else {
+        return;
+    };
+    let mut wire = Vec::new();
+    for p in offered {
+        wire.push(p.len() as u8);
+        wire.extend_from_slice(p);
+    }
+    if &wire != want {
+        fail("bad ALPN select callback inputs.");
+    }
+}
+
+/// bssl_shim's CheckHandshakeProperties, for what nbtls reports.
+fn check_handshake<T: Transport>(o: &Opts, s: &Session<T>, is_resume: bool) {
     let info = s.info();
     if is_resume && info.resumed == o.expect_session_miss {
         fail(format!(
@@ -497,7 +916,8 @@ fn run_connection<T: Transport>(
         }
     }
     if let Some(want) = &o.expect_alpn {
-        if s.alpn_protocol() != Some(want.as_slice()) {
+        // An empty -expect-alpn means none.
+        if s.alpn_protocol().unwrap_or_default() != want.as_slice() {
             fail(format!(
                 "ALPN {:?}, expected {:?}",
                 s.alpn_protocol().map(String::from_utf8_lossy),
@@ -513,43 +933,57 @@ fn run_connection<T: Transport>(
             ));
         }
     }
-    if o.shim_writes_first {
-        write_all(s, wait, b"hello")?;
+    // bssl_shim expects X509_V_ERR_APPLICATION_VERIFICATION under
+    // -verify-fail, else X509_V_OK.
+    if o.expect_verify_result
+        && VERIFY_FAILED.load(std::sync::atomic::Ordering::SeqCst) != o.verify_fail
+    {
+        fail("Wrong certificate verification result");
     }
-    if !o.shim_shuts_down {
-        // 512-byte reads, as bssl_shim does, so records span reads; a DTLS
-        // read takes one whole record.
-        let mut buf = vec![0u8; if o.dtls { 16384 } else { 512 }];
-        loop {
-            let n = match retry(s, wait, |s| s.recv(&mut buf)) {
-                // The runner closed the DTLS packet stream without a
-                // close_notify: the datagram peer is simply gone.
-                Err(Error::PrematureTermination) if o.dtls => 0,
-                r => r?,
-            };
-            if n == 0 {
-                break;
-            }
-            for b in &mut buf[..n] {
-                *b ^= 0xff;
-            }
-            write_all(s, wait, &buf[..n])?;
+    // The 0-RTT verdict (bssl_shim skips it over DTLS).
+    if !o.dtls {
+        let accepted = s.early_data_accepted();
+        if (o.expect_accept_early_data && !accepted) || (o.expect_reject_early_data && accepted) {
+            fail(format!(
+                "Early data was{} accepted, but we expected the opposite",
+                if accepted { "" } else { " not" }
+            ));
         }
-        // bssl_shim insists a TLS 1.3 client got a ticket to cache.
-        if !o.server
-            && s.protocol_version() == Some(ProtocolVersion::TLS1_3)
-            && s.tickets_received() == 0
-        {
-            fail("new session was not cached, but we expected the opposite");
+        if let Some(want) = &o.expect_early_data_reason {
+            let got = early_data_reason(o, s);
+            if got != want {
+                fail(format!("Early data reason was {got:?}, expected {want:?}"));
+            }
         }
-        // The peer closed first: answer its close_notify.
-        let _ = retry(s, wait, |s| s.bye(Shutdown::Write));
-    } else if o.check_close_notify {
-        retry(s, wait, |s| s.bye(Shutdown::ReadWrite))?;
+    }
+    // The first connection's session was cached statefully (by id) or not.
+    if let (Some(want), false) = (o.expect_session_id, is_resume) {
+        let got = !server_cache().is_empty();
+        if got != want {
+            fail(if want {
+                "session was not cached on the server."
+            } else {
+                "session was unexpectedly cached on the server."
+            });
+        }
+    }
+}
+
+/// BoringSSL's SSL_get_early_data_reason, for the cases nbtls's session
+/// tells apart; the others (ticket age, ALPN, cipher mismatches, ...) are
+/// unimplemented.
+fn early_data_reason<T: Transport>(o: &Opts, s: &Session<T>) -> &'static str {
+    if s.early_data_accepted() {
+        "accept"
+    } else if !o.enable_early_data {
+        "disabled"
+    } else if s.protocol_version() != Some(ProtocolVersion::TLS1_3) {
+        "protocol_version"
+    } else if s.info().resumed && s.info().hello_retry {
+        "hello_retry_request"
     } else {
-        retry(s, wait, |s| s.bye(Shutdown::Write))?;
+        unimplemented("-expect-early-data-reason for a 0-RTT refusal nbtls does not explain")
     }
-    Ok(())
 }
 
 fn write_all<T: Transport>(
@@ -587,8 +1021,14 @@ fn main() {
         println!("No");
         return;
     }
-    let mut first = parse_args(false);
-    let resumed = parse_args(true);
+    let mut first = parse_args(Conn::Initial);
+    let resumed = parse_args(Conn::Resume);
+    let _ = RETRY.set(parse_args(Conn::Retry));
+    // The runner wants half-RTT data (and tickets) before the client's
+    // Finished; nbtls sends application data only after the handshake.
+    if first.server && first.enable_early_data && resumed.expect_accept_early_data {
+        unimplemented("0-RTT accept on a server (half-RTT data)");
+    }
     first.verify_fail_any = first.verify_fail || resumed.verify_fail;
     let clock = Arc::new(ShimClock::new());
     let configs = build_configs(&first, &clock);
@@ -617,6 +1057,7 @@ fn main() {
             linger(&mut tcp);
             report(&e);
         }
+        clock.advance(o.resumption_delay.saturating_mul(1_000_000_000));
     }
 }
 

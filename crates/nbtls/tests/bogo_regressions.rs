@@ -791,3 +791,27 @@ mod dtls_end {
         );
     }
 }
+
+/// BoGo EarlyDataVersionDowngrade-Client-TLS13: a client that sent 0-RTT data
+/// must fail when the server answers with TLS 1.2 (RFC 8446 Appendix D.3),
+/// not carry on with a TLS 1.2 handshake.
+#[test]
+fn tls12_server_hello_after_early_data_is_fatal() {
+    use std::sync::Arc;
+
+    use common::tls::{handshake, pair};
+    use nbtls::{AntiReplay, Flags};
+
+    let client = client_config().early_data(true);
+    let server13 = server_config().early_data(16384, Arc::new(AntiReplay::new(10)));
+    let (mut c, mut s) = pair(client.clone(), server13, Flags::NONBLOCK);
+    handshake(&mut c, &mut s).expect("first handshake");
+    assert_eq!(c.recv(&mut [0u8; 8]), Err(Error::Again));
+    assert!(c.tickets_received() > 0);
+
+    let (mut c, mut s) = pair(client, tls12_server(), Flags::NONBLOCK);
+    assert_eq!(c.send_early_data(b"0-RTT").expect("early data"), 5);
+    assert!(handshake(&mut c, &mut s).is_err());
+    let e = c.handshake().expect_err("the client must fail");
+    assert_eq!(alert_of(&e), Some(A::PROTOCOL_VERSION), "{e:?}");
+}

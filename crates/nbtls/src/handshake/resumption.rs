@@ -328,6 +328,15 @@ impl ServerSessionCache {
         }
     }
 
+    /// Sessions held now.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|q| q.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub(crate) fn put(&self, id: &[u8], state: &TicketState) {
         let Ok(mut q) = self.inner.lock() else { return };
         q.retain(|(k, _)| k != id);

@@ -475,6 +475,14 @@ impl WaitServerHello {
                 && self.hrr_suite.is_none()
                 && !sh.is_hrr() =>
             {
+                if self.early {
+                    // RFC 8446 Appendix D.3: 0-RTT data was sent, so a
+                    // downgrade to TLS 1.2 must fail the connection.
+                    return Err(Error::protocol(
+                        AlertDescription::PROTOCOL_VERSION,
+                        "server chose TLS 1.2 after we sent 0-RTT data",
+                    ));
+                }
                 let offered = self
                     .resume
                     .take()
