@@ -815,3 +815,56 @@ fn tls12_server_hello_after_early_data_is_fatal() {
     let e = c.handshake().expect_err("the client must fail");
     assert_eq!(alert_of(&e), Some(A::PROTOCOL_VERSION), "{e:?}");
 }
+
+/// BoGo EarlyData-BadALPNMismatch-Client-TLS13: a server that accepts 0-RTT
+/// must do so under the ticket's ALPN protocol (RFC 8446 §4.2.10); a client
+/// told otherwise in EncryptedExtensions refuses with illegal_parameter
+/// there, instead of going on (its early data went out under the old one).
+#[test]
+fn early_data_accepted_under_another_alpn_is_refused() {
+    use std::sync::Arc;
+
+    use nbtls::AntiReplay;
+
+    use common::mitm::Side;
+
+    let alpn: &[&[u8]] = &[b"h2", b"http/1.1"];
+    let client = client_config().alpn(alpn).expect("alpn").early_data(true);
+    let server = server_config()
+        .alpn(alpn)
+        .expect("alpn")
+        .early_data(16384, Arc::new(AntiReplay::new(10)));
+    let mut w = Wired::connected(client.clone(), server.clone());
+    assert_eq!(w.client.alpn_protocol(), Some(&b"h2"[..]));
+    // The ticket arrives with the first read.
+    let _ = w.recv(Side::Client, &mut [0u8; 8]);
+    assert!(w.client.tickets_received() > 0);
+
+    let mut w = Wired::new(client, server);
+    assert_eq!(w.client.send_early_data(b"0-RTT").expect("early data"), 5);
+    w.mitm.set_hook(hook(|_ctx, rec: &mut Rec| {
+        if rec.dir == Dir::ToClient && rec.hs_type() == Some(H::ENCRYPTED_EXTENSIONS) {
+            // The server's answer names the other offered protocol.
+            let h2 = rec.payload.windows(2).position(|w| w == b"h2").expect("h2");
+            let mut p = rec.payload.clone();
+            p.splice(h2 - 1..h2 + 2, [8u8].iter().copied().chain(*b"http/1.1"));
+            // Fix the lengths: message, extensions, the ALPN extension and its list.
+            let grow = 6u32;
+            let body_len = u32::from_be_bytes([0, p[1], p[2], p[3]]) + grow;
+            p[1..4].copy_from_slice(&body_len.to_be_bytes()[1..]);
+            let ext_len = u16::from_be_bytes([p[4], p[5]]) + grow as u16;
+            p[4..6].copy_from_slice(&ext_len.to_be_bytes());
+            let list_at = h2 - 3;
+            let list_len = u16::from_be_bytes([p[list_at], p[list_at + 1]]) + grow as u16;
+            p[list_at..list_at + 2].copy_from_slice(&list_len.to_be_bytes());
+            let ext_at = list_at - 2;
+            let e_len = u16::from_be_bytes([p[ext_at], p[ext_at + 1]]) + grow as u16;
+            p[ext_at..ext_at + 2].copy_from_slice(&e_len.to_be_bytes());
+            rec.payload = p;
+        }
+        Verdict::Forward
+    }));
+    let o = w.handshake();
+    let err = o.client.expect_err("the client must refuse");
+    assert_eq!(alert_of(&err), Some(A::ILLEGAL_PARAMETER), "{err:?}");
+}

@@ -572,12 +572,14 @@ impl WaitServerHello {
         core.info.group = Some(share.group);
         self.transcript.start_hash(suite.hash);
         self.transcript.add(msg.raw);
+        let mut ticket_params = None;
         let psk = match (sh.selected_psk(), self.resume.take()) {
             (Some(_), Some((s, _))) => {
                 if tls13_suite(s.suite).map(|t| t.hash) != Some(suite.hash) {
                     return Err(Error::illegal("resumed with a suite of another hash"));
                 }
                 core.info.resumed = true;
+                ticket_params = Some((s.suite, s.alpn.clone()));
                 Some(s.secret)
             }
             _ => None,
@@ -607,6 +609,7 @@ impl WaitServerHello {
                     server_name: self.server_name,
                     resumed: psk.is_some(),
                     early,
+                    early_params: ticket_params.filter(|_| early),
                     suite,
                     transcript: self.transcript,
                     hs,
@@ -708,6 +711,8 @@ struct Keys {
     /// 0-RTT data was sent and may be accepted (decided by
     /// EncryptedExtensions; then EndOfEarlyData ends it).
     early: bool,
+    /// The ticket's suite and ALPN, which the early data was sent under.
+    early_params: Option<(CipherSuite, Option<Vec<u8>>)>,
     suite: &'static Tls13Suite,
     transcript: Transcript,
     hs: HandshakeSecret,
@@ -770,6 +775,17 @@ impl WaitEncryptedExtensions {
                         format!("EncryptedExtensions may not carry {:?}", other.ext_type()),
                     ))
                 }
+            }
+        }
+        // RFC 8446 §4.2.10: 0-RTT is accepted only under the ticket's suite
+        // and ALPN; the server checks, and so do we (the data already went
+        // out under them).
+        if let (true, Some((suite, alpn))) = (core.info.early_data_accepted, &keys.early_params) {
+            if *suite != keys.suite.suite {
+                return Err(Error::illegal("0-RTT accepted under another cipher suite"));
+            }
+            if *alpn != core.info.alpn {
+                return Err(Error::illegal("0-RTT accepted under another ALPN protocol"));
             }
         }
         if keys.early && !core.info.early_data_accepted {
