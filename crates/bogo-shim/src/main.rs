@@ -494,6 +494,26 @@ impl ShimVerifier {
     }
 }
 
+impl ShimVerifier {
+    /// A handshake signature, both roles: the scheme must be one of
+    /// `-verify-prefs`, then the signature must verify.
+    fn signature(
+        &self,
+        tls13: bool,
+        scheme: SignatureScheme,
+        end_entity: &CertificateDer<'_>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> nbtls::Result<()> {
+        self.check_scheme(scheme)?;
+        if tls13 {
+            nbtls::x509::verify_tls13_signature(scheme, end_entity, message, signature)
+        } else {
+            nbtls::x509::verify_tls12_signature(scheme, end_entity, message, signature)
+        }
+    }
+}
+
 impl ServerCertVerifier for ShimVerifier {
     fn verify_server_cert(
         &self,
@@ -512,8 +532,7 @@ impl ServerCertVerifier for ShimVerifier {
         message: &[u8],
         signature: &[u8],
     ) -> nbtls::Result<()> {
-        self.check_scheme(scheme)?;
-        nbtls::x509::verify_tls13_signature(scheme, end_entity, message, signature)
+        self.signature(true, scheme, end_entity, message, signature)
     }
 
     fn verify_tls12_signature(
@@ -523,8 +542,7 @@ impl ServerCertVerifier for ShimVerifier {
         message: &[u8],
         signature: &[u8],
     ) -> nbtls::Result<()> {
-        self.check_scheme(scheme)?;
-        nbtls::x509::verify_tls12_signature(scheme, end_entity, message, signature)
+        self.signature(false, scheme, end_entity, message, signature)
     }
 
     fn supported_schemes(&self) -> &[SignatureScheme] {
@@ -549,8 +567,7 @@ impl ClientCertVerifier for ShimVerifier {
         message: &[u8],
         signature: &[u8],
     ) -> nbtls::Result<()> {
-        self.check_scheme(scheme)?;
-        nbtls::x509::verify_tls13_signature(scheme, end_entity, message, signature)
+        self.signature(true, scheme, end_entity, message, signature)
     }
 
     fn verify_tls12_signature(
@@ -560,8 +577,7 @@ impl ClientCertVerifier for ShimVerifier {
         message: &[u8],
         signature: &[u8],
     ) -> nbtls::Result<()> {
-        self.check_scheme(scheme)?;
-        nbtls::x509::verify_tls12_signature(scheme, end_entity, message, signature)
+        self.signature(false, scheme, end_entity, message, signature)
     }
 
     fn supported_schemes(&self) -> &[SignatureScheme] {
